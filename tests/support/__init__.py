@@ -1,0 +1,1 @@
+"""Shared test harness: private namespaces, scratch cgroups and host-state snapshots."""

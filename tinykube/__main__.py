@@ -1,0 +1,5 @@
+import sys
+
+from tinykube.cli import main
+
+sys.exit(main())
