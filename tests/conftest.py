@@ -72,7 +72,12 @@ def private_mounts() -> Callable[[Sequence[str]], subprocess.CompletedProcess[st
     """Runs a command in its own private mount namespace, so whatever it mounts dies with it."""
 
     def run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["unshare", "--mount", "--propagation", "private", *argv],
-                              capture_output=True, text=True, timeout=60, check=False)
+        return subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", *argv],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     return run

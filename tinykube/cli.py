@@ -21,7 +21,9 @@ class Subcommand:
 
 
 SUBCOMMANDS: dict[str, Subcommand] = {
-    "up": Subcommand("tinykube.up", "run a whole single-node cluster on this machine (control plane, cri, node, proxy)", 8),
+    "up": Subcommand(
+        "tinykube.up", "run a whole single-node cluster on this machine (control plane, cri, node, proxy)", 8
+    ),
     "server": Subcommand("controlplane.cli", "run the control plane: API server, scheduler and controllers", 6),
     "node": Subcommand("noded.cli", "run the node agent (the kubelet of tinykube); `node join` joins a cluster", 8),
     "cri": Subcommand("cri.cli", "run the CRI runtime daemon (gRPC runtime.v1 on a unix socket)", 4),

@@ -16,8 +16,10 @@ def test_netns_fixture_leaves_nothing_on_the_host() -> None:
         a.run(["ip", "link", "add", "br-test", "type", "bridge"])
         a.run(["iptables", "-t", "nat", "-A", "POSTROUTING", "-j", "MASQUERADE"])
         link_hosts(a, b, "192.0.2.1/24", "192.0.2.2/24")
-        assert a.run(["ping", "-c1", "-W2", "192.0.2.2"], check=False).returncode == 0 or \
-            a.run(["ip", "-o", "addr"]).stdout.count("192.0.2.1") == 1
+        assert (
+            a.run(["ping", "-c1", "-W2", "192.0.2.2"], check=False).returncode == 0
+            or a.run(["ip", "-o", "addr"]).stdout.count("192.0.2.1") == 1
+        )
         during = hoststate.snapshot()
         assert {a.name, b.name} <= during.netns
         # Inside the namespace, the rule and bridge exist; on the host they do not.
@@ -39,11 +41,13 @@ def test_netns_is_removed_even_when_the_test_body_fails() -> None:
     assert name not in hoststate.snapshot().netns
 
 
-def test_private_mounts_do_not_reach_the_host(private_mounts, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_private_mounts_do_not_reach_the_host(private_mounts, tmp_path) -> None:
     before = hoststate.snapshot()
     target = tmp_path / "m"
     target.mkdir()
-    res = private_mounts(["sh", "-c", f"mount -t tmpfs tinykube-probe {target} && grep -c tinykube-probe /proc/self/mounts"])
+    res = private_mounts(
+        ["sh", "-c", f"mount -t tmpfs tinykube-probe {target} && grep -c tinykube-probe /proc/self/mounts"]
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "1"
     assert hoststate.snapshot().leaks_since(before) == {}

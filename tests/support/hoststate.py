@@ -16,8 +16,9 @@ def _lines(argv: list[str]) -> frozenset[str]:
 
 
 def _links(kind: str) -> frozenset[str]:
-    return frozenset(line.split(":")[1].strip().split("@")[0]
-                     for line in _lines(["ip", "-o", "link", "show", "type", kind]))
+    return frozenset(
+        line.split(":")[1].strip().split("@")[0] for line in _lines(["ip", "-o", "link", "show", "type", kind])
+    )
 
 
 def _mounts() -> frozenset[str]:

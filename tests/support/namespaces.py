@@ -27,11 +27,18 @@ class NetNS:
     def path(self) -> str:
         return os.path.join(NETNS_DIR, self.name)
 
-    def run(self, argv: Sequence[str], *, check: bool = True, timeout: float = 30.0,
-            input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, argv: Sequence[str], *, check: bool = True, timeout: float = 30.0, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run argv inside this namespace and return its captured output."""
-        return subprocess.run(["ip", "netns", "exec", self.name, *argv], check=check, text=True,
-                              capture_output=True, timeout=timeout, input=input)
+        return subprocess.run(
+            ["ip", "netns", "exec", self.name, *argv],
+            check=check,
+            text=True,
+            capture_output=True,
+            timeout=timeout,
+            input=input,
+        )
 
     def popen(self, argv: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
         """Start argv inside this namespace; the caller owns the process and must end it."""
@@ -52,11 +59,11 @@ def add_netns(name: str) -> NetNS:
 
 def delete_netns(ns: NetNS) -> None:
     """Remove the namespace, first killing any process a test left inside it."""
-    pids = subprocess.run(["ip", "netns", "pids", ns.name], capture_output=True, text=True).stdout.split()
+    pids = subprocess.run(["ip", "netns", "pids", ns.name], capture_output=True, text=True, check=False).stdout.split()
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid), 9)
-    subprocess.run(["ip", "netns", "delete", ns.name], capture_output=True)
+    subprocess.run(["ip", "netns", "delete", ns.name], capture_output=True, check=False)
 
 
 @contextlib.contextmanager

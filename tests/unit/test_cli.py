@@ -8,8 +8,9 @@ from tinykube.cli import SUBCOMMANDS, main
 
 
 def test_help_lists_every_subcommand_with_its_help() -> None:
-    out = subprocess.run([sys.executable, "-m", "tinykube", "--help"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "tinykube", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for name in ("up", "server", "node", "cri", "proxy", "image", "lab", "bench"):
         assert name in SUBCOMMANDS
         assert f"    {name} " in out or f"    {name}\n" in out
