@@ -21,7 +21,7 @@ APT_LAB_PACKAGES := qemu-system-x86 linux-image-amd64
 PROTOS    := $(wildcard cri/proto/*.proto)
 PROTO_GEN := $(patsubst cri/proto/%.proto,cri/api/gen/%_pb2.py,$(PROTOS))
 
-.PHONY: help deps apt venv proto up test lint typecheck pytest unit clean
+.PHONY: help deps apt venv proto up test lint typecheck pytest unit kernel-lab clean
 
 help:
 	@echo "make up    - install what is missing, start a single-node cluster (foreground)"
@@ -75,6 +75,11 @@ unit: deps
 	@bash tests/support/run_pytest.sh $(PY) tests/unit $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# Runs CMD (default: the IPVS integration tests) in a qemu guest with a stock Debian kernel.
+KERNEL_LAB_CMD ?= $(PY) -m pytest -p no:cacheprovider tests/integration/netproxy -k ipvs
+kernel-lab: deps
+	$(PY) -m tinykube lab kernel -m ip_vs -m ip_vs_rr -- $(KERNEL_LAB_CMD)
 
 clean:
 	rm -rf $(VENV) $(STAMPS) cri/api/gen .mypy_cache .pytest_cache .ruff_cache
