@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 
 # Debian packages the project uses at run time and in its tests (see ../shared/ENVIRONMENT.md).
 APT_PACKAGES := python3-venv python3-dev iptables nftables conntrack ipset ipvsadm busybox-static \
-	containernetworking-plugins etcd-server docker-registry crun runc
+	containernetworking-plugins etcd-server docker-registry crun runc vagrant shellcheck
 # The IPVS kernel lab boots a stock Debian kernel under qemu (issue 10).
 APT_LAB_PACKAGES := qemu-system-x86 linux-image-amd64
 
