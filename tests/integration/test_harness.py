@@ -62,3 +62,19 @@ def test_scratch_cgroup_is_removed_with_its_processes() -> None:
     proc.wait(timeout=10)
     assert proc.returncode != 0
     assert not any(os.path.exists(d) for d in cg.dirs)
+
+
+def test_call_in_netns_runs_on_a_thread_inside_the_namespace() -> None:
+    import socket
+
+    from tests.support.namespaces import call_in_netns
+
+    with temporary_netns() as ns:
+        ns.run(["ip", "link", "add", "probe0", "type", "bridge"])
+        inside = call_in_netns(ns, lambda: socket.if_nametoindex("probe0"))
+        assert inside > 0
+    try:
+        socket.if_nametoindex("probe0")
+        raise AssertionError("probe0 must not be visible outside the namespace")
+    except OSError:
+        pass

@@ -28,6 +28,15 @@ EXIT_MARKER = "TINYKUBE-LAB-EXIT="
 # Modules the initramfs itself needs to reach the host root; everything else is loaded later with
 # the host's own modprobe from inside the chroot (which knows modules.dep).
 BOOT_MODULES = ("virtio_pci", "9pnet_virtio", "9p")
+# What a proxy or node needs in the guest: links, netfilter (both iptables backends, nftables), ipset
+# types kube-proxy's IPVS mode uses, and IPVS with its schedulers.
+NETWORK_MODULES = (
+    "veth", "bridge", "dummy", "br_netfilter", "nf_conntrack", "nf_nat", "iptable_nat", "iptable_filter",
+    "nf_tables", "nft_chain_nat", "nft_compat", "nft_numgen", "nft_ct", "nft_nat", "nft_masq", "nft_reject_inet",
+    "xt_MASQUERADE", "xt_mark", "xt_comment", "xt_conntrack", "xt_addrtype", "xt_statistic", "xt_recent",
+    "xt_set", "xt_nat", "ipt_REJECT", "ip_set", "ip_set_hash_ip", "ip_set_hash_ipport", "ip_set_hash_ipportip",
+    "ip_set_bitmap_port", "ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_lc", "ip_vs_sh", "xt_ipvs",
+)  # fmt: skip
 CACHE_DIR = Path(os.environ.get("TINYKUBE_LAB_CACHE", "/var/cache/tinykube/lab"))
 QEMU = "qemu-system-x86_64"
 BUSYBOX = "/bin/busybox"

@@ -1,0 +1,200 @@
+"""The kernel side of the IPVS backend: virtual/real servers over generic netlink (pyroute2's IPVS
+socket, never `ipvsadm` in the sync path), the holder interface whose addresses make the kernel accept
+ClusterIPs as local, and `ipset restore`. Narrow on purpose: all decisions are made in `plan.py`.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+import subprocess
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from netproxy.errors import ApplyError
+from netproxy.ipvs.plan import (
+    AddReal,
+    AddService,
+    CurrentService,
+    DeleteReal,
+    DeleteService,
+    EditReal,
+    EditService,
+    Operation,
+    RealKey,
+    RealServer,
+    VirtualKey,
+    VirtualServer,
+)
+
+HOLDER = "kube-ipvs0"
+PROTO_NUMBERS = {"TCP": socket.IPPROTO_TCP, "UDP": socket.IPPROTO_UDP, "SCTP": socket.IPPROTO_SCTP}
+PROTO_NAMES = {v: k for k, v in PROTO_NUMBERS.items()}
+IP_VS_SVC_F_PERSISTENT = 0x0001
+IP_VS_CONN_F_MASQ = 0  # NAT forwarding: the only method that works for pods behind a bridge
+
+
+class IPVSTables(Protocol):
+    """Virtual and real servers of one network namespace."""
+
+    def snapshot(self) -> dict[VirtualKey, CurrentService]: ...
+
+    def apply(self, ops: Iterable[Operation]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class AddressHolder(Protocol):
+    """The local interface holding ClusterIPs (kube-proxy's `kube-ipvs0`)."""
+
+    def sync(self, addresses: Iterable[str]) -> None: ...
+
+    def addresses(self) -> frozenset[str]: ...
+
+    def close(self) -> None: ...
+
+
+class NetlinkIPVS:
+    """`IPVSTables` through pyroute2's IPVS generic-netlink socket (imported lazily: ~150 ms)."""
+
+    def __init__(self) -> None:
+        from pyroute2 import IPVS
+
+        self._ipvs = IPVS()
+
+    def close(self) -> None:
+        self._ipvs.close()
+
+    def snapshot(self) -> dict[VirtualKey, CurrentService]:
+        from pyroute2 import IPVSService
+
+        out: dict[VirtualKey, CurrentService] = {}
+        for msg in self._ipvs.service("dump"):
+            attrs = _attrs(msg, "IPVS_CMD_ATTR_SERVICE")
+            if attrs.get("IPVS_SVC_ATTR_FWMARK"):
+                continue  # firewall-mark services are not ours
+            proto = PROTO_NAMES.get(attrs["IPVS_SVC_ATTR_PROTOCOL"])
+            if proto is None:
+                continue
+            key = VirtualKey(str(attrs["IPVS_SVC_ATTR_ADDR"]), proto, int(attrs["IPVS_SVC_ATTR_PORT"]))
+            flags = attrs.get("IPVS_SVC_ATTR_FLAGS") or {}
+            persistent = bool(_flag_value(flags) & IP_VS_SVC_F_PERSISTENT)
+            server = VirtualServer(
+                key,
+                str(attrs.get("IPVS_SVC_ATTR_SCHED_NAME", "")),
+                int(attrs.get("IPVS_SVC_ATTR_TIMEOUT", 0)) if persistent else 0,
+            )
+            reals: dict[RealKey, RealServer] = {}
+            service = IPVSService(addr=key.address, port=key.port, protocol=PROTO_NUMBERS[proto])
+            for dmsg in self._ipvs.dest("dump", service=service):
+                d = _attrs(dmsg, "IPVS_CMD_ATTR_DEST")
+                rk = RealKey(str(d["IPVS_DEST_ATTR_ADDR"]), int(d["IPVS_DEST_ATTR_PORT"]))
+                reals[rk] = RealServer(
+                    rk,
+                    int(d.get("IPVS_DEST_ATTR_WEIGHT", 0)),
+                    int(d.get("IPVS_DEST_ATTR_ACTIVE_CONNS", 0)),
+                    int(d.get("IPVS_DEST_ATTR_INACT_CONNS", 0)),
+                )
+            out[key] = CurrentService(server, reals)
+        return out
+
+    def apply(self, ops: Iterable[Operation]) -> None:
+        from pyroute2 import IPVSDest, IPVSService
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        def svc(key: VirtualKey, server: VirtualServer | None = None) -> Any:
+            fields: dict[str, Any] = {"addr": key.address, "port": key.port, "protocol": PROTO_NUMBERS[key.protocol]}
+            if server is not None:
+                fields["sched_name"] = server.scheduler
+                fields["flags"] = {"flags": IP_VS_SVC_F_PERSISTENT if server.persistence else 0, "mask": 0xFFFF}
+                fields["timeout"] = server.persistence
+            return IPVSService(**fields)
+
+        for op in ops:
+            try:
+                match op:
+                    case AddService(server=s):
+                        self._ipvs.service("add", service=svc(s.key, s))
+                    case EditService(server=s):
+                        self._ipvs.service("set", service=svc(s.key, s))
+                    case DeleteService(key=k):
+                        self._ipvs.service("del", service=svc(k))
+                    case AddReal(service=k, real=r, weight=w):
+                        dest = IPVSDest(addr=r.address, port=r.port, weight=w, fwd_method=IP_VS_CONN_F_MASQ)
+                        self._ipvs.dest("add", service=svc(k), dest=dest)
+                    case EditReal(service=k, real=r, weight=w):
+                        dest = IPVSDest(addr=r.address, port=r.port, weight=w, fwd_method=IP_VS_CONN_F_MASQ)
+                        self._ipvs.dest("set", service=svc(k), dest=dest)
+                    case DeleteReal(service=k, real=r):
+                        self._ipvs.dest("del", service=svc(k), dest=IPVSDest(addr=r.address, port=r.port))
+            except NetlinkError as err:
+                # Idempotence: what is already there (or already gone) is what we wanted.
+                if (err.code == errno.EEXIST and isinstance(op, AddService | AddReal)) or (
+                    err.code in (errno.ENOENT, errno.ESRCH) and isinstance(op, DeleteService | DeleteReal)
+                ):
+                    continue
+                raise ApplyError("ipvs-netlink", err.code, f"{op}: {err}") from err
+
+
+def _attrs(msg: Any, nla: str) -> dict[str, Any]:
+    return dict(msg.get(nla)["attrs"])
+
+
+def _flag_value(flags: Any) -> int:
+    if isinstance(flags, Mapping):
+        return int(flags.get("flags", 0))
+    return int(flags or 0)
+
+
+class HolderInterface:
+    """kube-ipvs0: a dummy link, or, on kernels without the dummy driver, an empty bridge (both are
+    local links that never forward anything). Kept down, as kube-proxy does: addresses on a down link
+    are still local, and a down link answers no ARP for them."""
+
+    def __init__(self, name: str = HOLDER) -> None:
+        from pyroute2 import IPRoute
+
+        self.name = name
+        self._ip = IPRoute()
+        self._index = self._ensure()
+
+    def close(self) -> None:
+        self._ip.close()
+
+    def _ensure(self) -> int:
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        found = self._ip.link_lookup(ifname=self.name)
+        if found:
+            return int(found[0])
+        for kind in ("dummy", "bridge"):
+            try:
+                self._ip.link("add", ifname=self.name, kind=kind)
+                break
+            except NetlinkError as err:
+                if err.code not in (errno.EOPNOTSUPP, errno.ENODEV, errno.ENOENT, errno.EINVAL):
+                    raise
+        else:
+            raise ApplyError("ip-link", 1, f"cannot create {self.name}: neither dummy nor bridge links work")
+        return int(self._ip.link_lookup(ifname=self.name)[0])
+
+    def addresses(self) -> frozenset[str]:
+        return frozenset(
+            str(a.get_attr("IFA_ADDRESS")) for a in self._ip.get_addr(index=self._index, family=socket.AF_INET)
+        )
+
+    def sync(self, addresses: Iterable[str]) -> None:
+        want = frozenset(str(ipaddress.IPv4Address(a)) for a in addresses)
+        have = self.addresses()
+        for addr in sorted(want - have):
+            self._ip.addr("add", index=self._index, address=addr, prefixlen=32)
+        for addr in sorted(have - want):
+            self._ip.addr("del", index=self._index, address=addr, prefixlen=32)
+
+
+def ipset_restore(text: str) -> None:
+    """One `ipset restore` run; a refusal leaves the previous sets in place (each swap is atomic)."""
+    res = subprocess.run(["ipset", "restore"], input=text, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise ApplyError("ipset restore", res.returncode, res.stderr)

@@ -1,0 +1,160 @@
+"""IPVS planning, ipsets and rules, against stateful fakes (no root, no ip_vs needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from netproxy.config import ProxyConfig
+from netproxy.ipvs import ipsets, plan, rules
+from netproxy.ipvs.backend import IPVSBackend
+from netproxy.ipvs.testing import FakeHolder, FakeIPVSTables
+from netproxy.model import DesiredState, merge_slices, service_ports, slice_endpoints
+
+
+def svc(
+    name: str,
+    ip: str,
+    *,
+    port: int = 80,
+    node_port: int = 0,
+    affinity: bool = False,
+    local: bool = False,
+    proto: str = "TCP",
+) -> dict:
+    spec: dict = {
+        "type": "NodePort" if node_port else "ClusterIP",
+        "clusterIP": ip,
+        "ports": [
+            {
+                "name": "http",
+                "port": port,
+                "targetPort": 8080,
+                "protocol": proto,
+                **({"nodePort": node_port} if node_port else {}),
+            }
+        ],
+    }
+    if affinity:
+        spec["sessionAffinity"] = "ClientIP"
+        spec["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": 300}}
+    if local:
+        spec["externalTrafficPolicy"] = "Local"
+    return {"metadata": {"namespace": "default", "name": name}, "spec": spec}
+
+
+def eps(name: str, ips: list[str], *, node: str = "n1", proto: str = "TCP") -> dict:
+    return {
+        "metadata": {"namespace": "default", "name": f"{name}-abc", "labels": {"kubernetes.io/service-name": name}},
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 8080, "protocol": proto}],
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": True}, "nodeName": node} for ip in ips],
+    }
+
+
+def state(*pairs: tuple[dict, dict | None]) -> DesiredState:
+    services = {f"default/{s['metadata']['name']}": service_ports(s) for s, _ in pairs}
+    endpoints = {f"default/{s['metadata']['name']}": merge_slices([slice_endpoints(e)]) for s, e in pairs if e}
+    return DesiredState(services=services, endpoints=endpoints)
+
+
+CONFIG = ProxyConfig(node_name="n1", node_ips=("192.0.2.10",), cluster_cidr="10.244.0.0/16")
+
+
+def test_cluster_ip_node_port_and_affinity_become_virtual_servers() -> None:
+    s = state((svc("web", "10.96.0.10", node_port=30080, affinity=True), eps("web", ["10.244.1.2", "10.244.1.3"])))
+    want = plan.desired(s, node_name="n1", node_ips=["192.0.2.10"])
+    cluster = plan.VirtualKey("10.96.0.10", "TCP", 80)
+    node = plan.VirtualKey("192.0.2.10", "TCP", 30080)
+    assert set(want.services) == {cluster, node}
+    assert want.services[cluster].server.persistence == 300
+    assert want.services[cluster].reals == {plan.RealKey("10.244.1.2", 8080), plan.RealKey("10.244.1.3", 8080)}
+    assert want.bound_addresses == {"10.96.0.10"}  # node addresses are already local
+
+
+def test_external_policy_local_keeps_only_this_nodes_endpoints_for_node_ports() -> None:
+    slice_ = eps("web", ["10.244.1.2"], node="n1")
+    slice_["endpoints"].append({"addresses": ["10.244.2.2"], "conditions": {"ready": True}, "nodeName": "n2"})
+    s = state((svc("web", "10.96.0.10", node_port=30080, local=True), slice_))
+    want = plan.desired(s, node_name="n1", node_ips=["192.0.2.10"])
+    assert want.services[plan.VirtualKey("192.0.2.10", "TCP", 30080)].reals == {plan.RealKey("10.244.1.2", 8080)}
+    assert len(want.services[plan.VirtualKey("10.96.0.10", "TCP", 80)].reals) == 2
+
+
+def test_unknown_scheduler_is_refused() -> None:
+    with pytest.raises(ValueError, match="scheduler"):
+        plan.desired(DesiredState(), node_name="n1", node_ips=[], scheduler="fastest")
+
+
+def test_applying_the_plan_converges_and_a_second_plan_is_empty() -> None:
+    tables = FakeIPVSTables()
+    s = state((svc("a", "10.96.0.1"), eps("a", ["10.244.1.2"])), (svc("b", "10.96.0.2"), eps("b", ["10.244.1.3"])))
+    want = plan.desired(s, node_name="n1", node_ips=[])
+    tables.apply(plan.plan(want, tables.snapshot()))
+    assert plan.plan(want, tables.snapshot()) == []
+    # Removing service b deletes only b's virtual server.
+    s2 = state((svc("a", "10.96.0.1"), eps("a", ["10.244.1.2"])))
+    ops = plan.plan(plan.desired(s2, node_name="n1", node_ips=[]), tables.snapshot())
+    assert ops == [plan.DeleteService(plan.VirtualKey("10.96.0.2", "TCP", 80))]
+
+
+def test_removed_tcp_real_with_connections_is_drained_then_deleted() -> None:
+    tables = FakeIPVSTables()
+    key = plan.VirtualKey("10.96.0.1", "TCP", 80)
+    before = plan.desired(
+        state((svc("a", "10.96.0.1"), eps("a", ["10.244.1.2", "10.244.1.3"]))), node_name="n1", node_ips=[]
+    )
+    tables.apply(plan.plan(before, tables.snapshot()))
+    tables.set_connections(key, "10.244.1.3", 8080, active=2)
+    after = plan.desired(state((svc("a", "10.96.0.1"), eps("a", ["10.244.1.2"]))), node_name="n1", node_ips=[])
+    ops = plan.plan(after, tables.snapshot())
+    assert ops == [plan.EditReal(key, plan.RealKey("10.244.1.3", 8080), 0)]
+    tables.apply(ops)
+    assert plan.draining(tables.snapshot(), after) == 1
+    assert plan.plan(after, tables.snapshot()) == []  # still busy: nothing to do yet
+    tables.set_connections(key, "10.244.1.3", 8080, active=0)
+    assert plan.plan(after, tables.snapshot()) == [plan.DeleteReal(key, plan.RealKey("10.244.1.3", 8080))]
+
+
+def test_udp_reals_are_removed_at_once() -> None:
+    tables = FakeIPVSTables()
+    key = plan.VirtualKey("10.96.0.53", "UDP", 53)
+    s1 = state((svc("dns", "10.96.0.53", port=53, proto="UDP"), eps("dns", ["10.244.1.2", "10.244.1.3"], proto="UDP")))
+    tables.apply(plan.plan(plan.desired(s1, node_name="n1", node_ips=[]), tables.snapshot()))
+    tables.set_connections(key, "10.244.1.3", 8080, active=1)
+    s2 = state((svc("dns", "10.96.0.53", port=53, proto="UDP"), eps("dns", ["10.244.1.2"], proto="UDP")))
+    ops = plan.plan(plan.desired(s2, node_name="n1", node_ips=[]), tables.snapshot())
+    assert ops == [plan.DeleteReal(key, plan.RealKey("10.244.1.3", 8080))]
+
+
+def test_ipsets_hold_cluster_ips_node_ports_and_hairpin_entries() -> None:
+    s = state((svc("web", "10.96.0.10", node_port=30080, local=True), eps("web", ["10.244.1.2"])))
+    members = ipsets.entries(s, node_name="n1")
+    assert members[ipsets.CLUSTER_IP] == {"10.96.0.10,tcp:80"}
+    assert members[ipsets.NODE_PORT["TCP"]] == {"30080"}
+    assert members[ipsets.NODE_PORT_LOCAL["TCP"]] == {"30080"}
+    assert members[ipsets.LOOP_BACK] == {"10.244.1.2,tcp:8080,10.244.1.2"}
+    text = ipsets.render(members)
+    # Filled under a temporary name and swapped in, so the live set is never half-filled.
+    assert text.index("add KUBE-CLUSTER-IP-N 10.96.0.10,tcp:80") < text.index("swap KUBE-CLUSTER-IP-N KUBE-CLUSTER-IP")
+    assert all(len(spec.name + ipsets.TEMP_SUFFIX) <= ipsets.IPSET_NAME_MAX for spec in ipsets.SPECS)
+
+
+def test_iptables_part_is_constant_in_the_number_of_services() -> None:
+    text = rules.render(CONFIG)
+    assert "! -s 10.244.0.0/16 -m set --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ" in text
+    assert "-A KUBE-POSTROUTING -m set --match-set KUBE-LOOP-BACK dst,dst,src -j MASQUERADE" in text
+    assert text.count("COMMIT") == 2
+
+
+def test_backend_sync_programs_fakes_and_skips_unchanged_ipsets() -> None:
+    tables, holder = FakeIPVSTables(), FakeHolder()
+    restored: list[str] = []
+    backend = IPVSBackend(CONFIG, tables=tables, holder=holder, apply_ipsets=restored.append, iptables=None)
+    s = state((svc("web", "10.96.0.10"), eps("web", ["10.244.1.2"])))
+    first = backend.sync(s, full=True)
+    assert first.operations == 2
+    assert holder.addresses() == {"10.96.0.10"}
+    assert len(restored) == 1
+    again = backend.sync(s)
+    assert again.operations == 0
+    assert len(restored) == 1  # members unchanged: no ipset restore
