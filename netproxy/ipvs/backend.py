@@ -9,7 +9,7 @@ grow with the number of services the way an iptables ruleset's does.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +43,11 @@ def set_sysctls(proc_sys: Path = Path("/proc/sys")) -> None:
 
 
 class IPVSBackend:
+    """The `ipvs` proxy mode (netproxy.interfaces.Backend). Its netlink socket acts in the network
+    namespace it was created in: the proxy runs inside the node's namespace."""
+
+    name = "ipvs"
+
     def __init__(
         self,
         config: ProxyConfig,
@@ -65,7 +70,13 @@ class IPVSBackend:
         self._tables.close()
         self._holder.close()
 
-    def sync(self, state: DesiredState, *, full: bool = False) -> SyncResult:
+    def sync(self, state: DesiredState, *, previous: DesiredState, changed: Collection[str] | None) -> None:
+        """The Backend entry point: `changed=None` is a full sync. IPVS needs no partial rendering, since
+        `plan()` already sends only the differences to the kernel."""
+        del previous  # the kernel snapshot, not the previous model, is what the plan is computed against
+        self.reconcile(state, full=changed is None)
+
+    def reconcile(self, state: DesiredState, *, full: bool = False) -> SyncResult:
         """Brings the kernel to `state`. A full sync also rewrites the constant iptables part and every
         ipset; otherwise sets are rewritten only when their members changed."""
         want = plan.desired(
@@ -85,3 +96,13 @@ class IPVSBackend:
         left = plan.draining(have, want)
         log.debug("ipvs sync: %d operations, %d real servers draining", len(ops), left)
         return SyncResult(operations=len(ops), draining=left)
+
+
+def create(config: ProxyConfig, *, scheduler: str = "rr") -> IPVSBackend:
+    """The real backend for the network namespace of the calling thread (sysctls set, holder made)."""
+    from netproxy.iptables.kernel import detect_backend
+    from netproxy.ipvs.kernel import HolderInterface, NetlinkIPVS, ipset_restore
+
+    set_sysctls()
+    return IPVSBackend(config, tables=NetlinkIPVS(), holder=HolderInterface(), apply_ipsets=ipset_restore,
+                       iptables=IptablesTools(detect_backend()), scheduler=scheduler)  # fmt: skip

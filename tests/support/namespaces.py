@@ -7,7 +7,6 @@ when the test fails. Deleting a netns destroys every link and rule in it, so cle
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import os
 import subprocess
@@ -15,6 +14,8 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
+
+from tinykube.lab.nsthread import NetnsThread
 
 NETNS_DIR = "/run/netns"
 T = TypeVar("T")
@@ -89,38 +90,7 @@ def link_hosts(a: NetNS, b: NetNS, a_addr: str, b_addr: str) -> None:
     b.run(["ip", "link", "set", b_if, "up"])
 
 
-class NetnsThread:
-    """One long-lived thread inside a netns that runs the calls given to it, in order.
-
-    A netns is per thread, so the test process itself stays where it is, while sockets opened by
-    the calls (netlink included) and processes they spawn live in the namespace. One thread for all
-    calls, because some libraries (pyroute2) bind a socket to the thread and event loop that made it.
-    """
-
-    def __init__(self, ns: NetNS) -> None:
-        from pyroute2 import netns as pyroute2_netns  # setns(2) for one thread; os.setns is 3.12+
-
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1,
-            thread_name_prefix=f"netns-{ns.name}",
-            initializer=pyroute2_netns.setns,
-            initargs=(ns.path, 0),
-        )
-
-    def call(self, fn: Callable[[], T], timeout: float = 120.0) -> T:
-        return self._pool.submit(fn).result(timeout=timeout)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-
-    def __enter__(self) -> NetnsThread:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 def call_in_netns(ns: NetNS, fn: Callable[[], T]) -> T:
     """Runs fn once on a thread inside ns (see NetnsThread)."""
-    with NetnsThread(ns) as thread:
+    with NetnsThread(ns.path) as thread:
         return thread.call(fn)

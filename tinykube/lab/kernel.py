@@ -34,7 +34,8 @@ NETWORK_MODULES = (
     "veth", "bridge", "dummy", "br_netfilter", "nf_conntrack", "nf_nat", "iptable_nat", "iptable_filter",
     "nf_tables", "nft_chain_nat", "nft_compat", "nft_numgen", "nft_ct", "nft_nat", "nft_masq", "nft_reject_inet",
     "xt_MASQUERADE", "xt_mark", "xt_comment", "xt_conntrack", "xt_addrtype", "xt_statistic", "xt_recent",
-    "xt_set", "xt_nat", "ipt_REJECT", "ip_set", "ip_set_hash_ip", "ip_set_hash_ipport", "ip_set_hash_ipportip",
+    "xt_set", "xt_nat", "xt_tcpudp", "xt_multiport", "xt_physdev", "ipt_REJECT", "nft_fib_ipv4", "nft_reject_ipv4",
+    "nft_limit", "nft_hash", "nft_objref", "nft_redir", "ip_set", "ip_set_hash_ip", "ip_set_hash_ipport", "ip_set_hash_ipportip",
     "ip_set_bitmap_port", "ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_lc", "ip_vs_sh", "xt_ipvs",
 )  # fmt: skip
 CACHE_DIR = Path(os.environ.get("TINYKUBE_LAB_CACHE", "/var/cache/tinykube/lab"))

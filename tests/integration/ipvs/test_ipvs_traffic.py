@@ -17,11 +17,10 @@ from dataclasses import dataclass
 import pytest
 
 from netproxy.config import ProxyConfig
-from netproxy.iptables.kernel import IptablesTools, detect_backend
-from netproxy.ipvs.backend import IPVSBackend, set_sysctls
-from netproxy.ipvs.kernel import HolderInterface, NetlinkIPVS, ipset_restore
+from netproxy.ipvs.backend import IPVSBackend, create
 from netproxy.model import DesiredState, merge_slices, service_ports, slice_endpoints
-from tests.support.namespaces import NetNS, NetnsThread, link_hosts, temporary_netns
+from tests.support.namespaces import NetNS, link_hosts, temporary_netns
+from tinykube.lab.nsthread import NetnsThread
 
 HAS_IPVS = os.path.exists("/proc/net/ip_vs")
 pytestmark = pytest.mark.skipif(
@@ -40,11 +39,11 @@ class Lab:
     thread: NetnsThread  # every backend call on this one thread inside the node netns
 
     def sync(self, state: DesiredState, *, full: bool = False) -> int:
-        return self.thread.call(lambda: self.backend.sync(state, full=full)).operations
+        return self.thread.call(lambda: self.backend.reconcile(state, full=full)).operations
 
     def hits(self, proto: str, host: str, port: int, count: int) -> Counter[str]:
         out = self.client.run(
-            [sys.executable, "-m", "tests.support.traffic", proto, host, str(port), "--count", str(count)], timeout=60
+            [sys.executable, "-m", "tinykube.lab.traffic", proto, host, str(port), "--count", str(count)], timeout=60
         )
         return Counter(out.stdout.split())
 
@@ -68,23 +67,13 @@ def lab() -> Iterator[Lab]:
             ns.run(["ip", "route", "add", "default", "via", gw])
             servers.append(
                 ns.popen(
-                    [sys.executable, "-m", "tests.support.echo_server", name, "8080", "--lifetime", "120"], cwd=ROOT
+                    [sys.executable, "-m", "tinykube.lab.traffic", "serve", name, "8080", "--lifetime", "120"], cwd=ROOT
                 )
             )
         config = ProxyConfig(node_name="n1", node_ips=(NODE_IP,), cluster_cidr="10.244.0.0/16")
 
-        def make() -> IPVSBackend:
-            set_sysctls()
-            return IPVSBackend(
-                config,
-                tables=NetlinkIPVS(),
-                holder=HolderInterface(),
-                apply_ipsets=ipset_restore,
-                iptables=IptablesTools(detect_backend()),
-            )
-
-        thread = NetnsThread(node)
-        backend = thread.call(make)
+        thread = NetnsThread(node.path)
+        backend = thread.call(lambda: create(config))
         try:
             for ns in (b1, b2):  # wait until both servers listen
                 ns.run(

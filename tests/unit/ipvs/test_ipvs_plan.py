@@ -151,10 +151,24 @@ def test_backend_sync_programs_fakes_and_skips_unchanged_ipsets() -> None:
     restored: list[str] = []
     backend = IPVSBackend(CONFIG, tables=tables, holder=holder, apply_ipsets=restored.append, iptables=None)
     s = state((svc("web", "10.96.0.10"), eps("web", ["10.244.1.2"])))
-    first = backend.sync(s, full=True)
+    first = backend.reconcile(s, full=True)
     assert first.operations == 2
     assert holder.addresses() == {"10.96.0.10"}
     assert len(restored) == 1
-    again = backend.sync(s)
+    again = backend.reconcile(s)
     assert again.operations == 0
     assert len(restored) == 1  # members unchanged: no ipset restore
+
+
+def test_backend_speaks_the_proxy_backend_protocol() -> None:
+    from netproxy.interfaces import Backend
+
+    tables = FakeIPVSTables()
+    backend: Backend = IPVSBackend(
+        CONFIG, tables=tables, holder=FakeHolder(), apply_ipsets=lambda _: None, iptables=None
+    )
+    s = state((svc("web", "10.96.0.10"), eps("web", ["10.244.1.2"])))
+    backend.sync(s, previous=DesiredState(), changed=None)
+    backend.sync(s, previous=s, changed={"default/web"})
+    assert set(tables.services) == {plan.VirtualKey("10.96.0.10", "TCP", 80)}
+    assert backend.name == "ipvs"
