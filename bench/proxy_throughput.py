@@ -313,7 +313,9 @@ def _run_in_kernel_lab(modes: Sequence[str], sizes: Sequence[int], args: argpars
              "--seconds", str(args.seconds)]  # fmt: skip
     try:
         config = dataclasses.replace(kernel.find_kernel(), timeout=args.timeout, memory_mb=3072)
-        result = kernel.run(inner, cwd=os.getcwd(), modules=kernel.NETWORK_MODULES, config=config)
+        result = kernel.run(
+            inner, cwd=os.getcwd(), modules=kernel.NETWORK_MODULES, config=config, follow=sys.stderr.buffer
+        )
     except kernel.LabError as err:
         print(f"kernel lab: {err}\n{err.console[-4000:]}", file=sys.stderr)
         return None

@@ -14,6 +14,7 @@ import glob
 import hashlib
 import os
 import re
+import select
 import shlex
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, BinaryIO
 
 from tinykube.lab import initramfs
 
@@ -35,8 +37,8 @@ NETWORK_MODULES = (
     "nf_tables", "nft_chain_nat", "nft_compat", "nft_numgen", "nft_ct", "nft_nat", "nft_masq", "nft_reject_inet",
     "xt_MASQUERADE", "xt_mark", "xt_comment", "xt_conntrack", "xt_addrtype", "xt_statistic", "xt_recent",
     "xt_set", "xt_nat", "xt_tcpudp", "xt_multiport", "xt_physdev", "ipt_REJECT", "nft_fib_ipv4", "nft_reject_ipv4",
-    "nft_limit", "nft_hash", "nft_objref", "nft_redir", "ip_set", "ip_set_hash_ip", "ip_set_hash_ipport", "ip_set_hash_ipportip",
-    "ip_set_bitmap_port", "ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_lc", "ip_vs_sh", "xt_ipvs",
+    "nft_limit", "nft_hash", "nft_objref", "nft_redir", "ip_set", "ip_set_hash_ip", "ip_set_hash_ipport",
+    "ip_set_hash_ipportip", "ip_set_bitmap_port", "ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_lc", "ip_vs_sh", "xt_ipvs",
 )  # fmt: skip
 CACHE_DIR = Path(os.environ.get("TINYKUBE_LAB_CACHE", "/var/cache/tinykube/lab"))
 QEMU = "qemu-system-x86_64"
@@ -200,6 +202,30 @@ def parse_console(console: str) -> tuple[int | None, str]:
     return int(match.group(1)), body[: match.start()]
 
 
+def _pump(
+    proc: subprocess.Popen[bytes], source: IO[bytes], sink: IO[bytes], follow: BinaryIO | None, *, deadline: float
+) -> bool:
+    """Copies the console to `sink` (and `follow`, live) until the guest exits; False on timeout."""
+    fd = source.fileno()
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            proc.kill()
+            proc.wait()
+            return False
+        ready, _, _ = select.select([fd], [], [], min(remaining, 1.0))
+        if not ready:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            proc.wait()
+            return True
+        sink.write(chunk)
+        if follow is not None:
+            follow.write(chunk)
+            follow.flush()
+
+
 def run(
     argv: list[str],
     *,
@@ -207,8 +233,10 @@ def run(
     modules: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
     config: LabConfig | None = None,
+    follow: BinaryIO | None = None,
 ) -> LabResult:
-    """Boots a guest, runs argv in it and returns its exit status and output."""
+    """Boots a guest, runs argv in it and returns its exit status and output; `follow` (e.g. stderr)
+    receives the console as it comes, for long runs."""
     check_tools()
     config = config or find_kernel()
     base = base_initramfs(config)
@@ -218,17 +246,21 @@ def run(
         initrd = Path(tmp, "initrd")
         # The kernel unpacks concatenated archives in order: the per-run one adds /cmd.sh.
         initrd.write_bytes(base.read_bytes() + initramfs.gzip_cpio([initramfs.regular("cmd.sh", script.encode())]))
-        with subprocess.Popen(
-            qemu_argv(config, str(initrd)), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        ) as proc:
-            try:
-                raw, _ = proc.communicate(timeout=config.timeout)
-            except subprocess.TimeoutExpired as err:
-                proc.kill()
-                raw, _ = proc.communicate()
-                raise LabError(
-                    f"guest did not finish within {config.timeout:.0f} s", raw.decode(errors="replace")
-                ) from err
+        console_path = Path(tmp, "console.log")
+        with (
+            console_path.open("wb") as sink,
+            subprocess.Popen(
+                qemu_argv(config, str(initrd)),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            ) as proc,
+        ):
+            assert proc.stdout is not None
+            if not _pump(proc, proc.stdout, sink, follow, deadline=started + config.timeout):
+                raise LabError(f"guest did not finish within {config.timeout:.0f} s",
+                               console_path.read_bytes().decode(errors="replace"))  # fmt: skip
+        raw = console_path.read_bytes()
     console = raw.decode(errors="replace")
     code, output = parse_console(console)
     if code is None:
