@@ -1,0 +1,1 @@
+"""etcd v3 wire definitions (etcd_rpc.proto), compiled at first use by controlplane.storage.etcd."""

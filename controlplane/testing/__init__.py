@@ -1,0 +1,1 @@
+"""Helpers other components\x27 tests use to run the control plane."""

@@ -1,0 +1,264 @@
+"""Desired state → `nft -f` text for one table of our own, `ip tinykube`. Pure.
+
+Packets find their service through verdict maps keyed by `ipv4_addr . inet_proto . inet_service`
+(one map for every ClusterIP/externalIP/LB IP, one keyed by `inet_proto . inet_service` for NodePorts),
+so the per-packet cost is one hash lookup however many services exist. Each Service port has one chain
+that picks an endpoint with `numgen random` and DNATs to it: no per-endpoint chains,
+because the `nft` tool's cost grows with the number of chains (ENVIRONMENT.md: 165 s vs 11.7 s at
+10k services). The exception is ClientIP affinity, which needs a place to record the choice: such
+ports get one small chain per endpoint that updates a timeout set of client addresses.
+
+Rules hold no anonymous sets or maps (`{ a, b }`, `numgen … map { … }`): the `nft` tool loads every set
+of the table before it adds a rule, and 20k anonymous sets at 10k services made one partial sync cost
+~300 ms and the full load 5× slower (measured in bench/proxy_sync.py's netns). Endpoint choice is
+therefore a chain of `numgen random mod (N-j) 0` rules, the scheme iptables' `statistic` uses.
+
+Hairpin traffic (an endpoint reaching its own Service) is marked for masquerade when the source is any
+endpoint of the port, not only the chosen one: without per-endpoint chains the choice is not known
+before DNAT, and masquerading a little more than needed is harmless.
+
+A full sync replaces the table in one transaction (`add table` + `delete table` + definition);
+conntrack keeps NAT bindings, so established connections are unaffected, but ClientIP affinity
+memory (the timeout sets) starts afresh. A partial sync touches only the changed Services' map
+elements, chains and sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from netproxy.config import MASQ_MARK, ProxyConfig
+from netproxy.model import DesiredState, Endpoint, ServicePort, select_endpoints
+from netproxy.naming import nft_affinity_set, nft_endpoint_chain, nft_service_chain
+
+TABLE = "tinykube"
+FAMILY = "ip"
+SERVICE_IPS = "service-ips"
+SERVICE_NODEPORTS = "service-nodeports"
+NO_ENDPOINT_IPS = "no-endpoint-services"
+NO_ENDPOINT_NODEPORTS = "no-endpoint-nodeports"
+MAP_TYPES = {
+    SERVICE_IPS: "ipv4_addr . inet_proto . inet_service : verdict",
+    SERVICE_NODEPORTS: "inet_proto . inet_service : verdict",
+    NO_ENDPOINT_IPS: "ipv4_addr . inet_proto . inet_service : verdict",
+    NO_ENDPOINT_NODEPORTS: "inet_proto . inet_service : verdict",
+}
+REJECT = "goto reject-chain"
+
+
+@dataclass
+class NftPortRules:
+    """One Service port's share: map elements (map -> key -> verdict), chains and affinity sets."""
+
+    elements: dict[str, dict[str, str]] = field(default_factory=lambda: {m: {} for m in MAP_TYPES})
+    chains: dict[str, list[str]] = field(default_factory=dict)
+    sets: dict[str, str] = field(default_factory=dict)  # name -> definition body
+
+
+def _pick(port: ServicePort, endpoints: tuple[Endpoint, ...], proto: str, out: NftPortRules) -> list[str]:
+    """Rules that DNAT to one of `endpoints` at random: rule j matches with probability 1/(N-j) when
+    the ones before it did not, so each endpoint gets 1/N (the iptables `statistic` scheme). With
+    ClientIP affinity, the client's previous endpoint comes first."""
+    if port.session_affinity_timeout is None:
+        targets = [f"meta l4proto {proto} dnat ip to {e.ip}:{e.port}" for e in endpoints]
+    else:
+        targets, sticky = [], []
+        for ep in endpoints:
+            chain, aff = nft_endpoint_chain(port.name, ep), nft_affinity_set(port.name, ep)
+            out.sets[aff] = f"type ipv4_addr; flags dynamic,timeout; timeout {port.session_affinity_timeout}s;"
+            out.chains[chain] = [f"update @{aff} {{ ip saddr }}", f"meta l4proto {proto} dnat ip to {ep.ip}:{ep.port}"]
+            sticky.append(f"ip saddr @{aff} goto {chain}")
+            targets.append(f"goto {chain}")
+        return sticky + _spread(targets)
+    return _spread(targets)
+
+
+def _spread(targets: list[str]) -> list[str]:
+    n = len(targets)
+    return [f"numgen random mod {n - j} 0 {t}" if j < n - 1 else t for j, t in enumerate(targets)]
+
+
+def port_rules(port: ServicePort, endpoints: tuple[Endpoint, ...], config: ProxyConfig) -> NftPortRules:
+    out = NftPortRules()
+    spn = port.name
+    proto = port.protocol.lower()
+    sel = select_endpoints(port, endpoints, config.node_name)
+    svc, svl, ext = nft_service_chain(spn), nft_service_chain(spn, "l"), nft_service_chain(spn, "x")
+    mark = f"meta mark set meta mark | {MASQ_MARK:#x}"
+    # Endpoints arrive sorted (model.merge_slices), so this order is stable from sync to sync.
+    hairpin = [f"ip saddr {ip} {mark}" for ip in dict.fromkeys(e.ip for e in (*sel.all_cluster, *sel.local))]
+    if sel.all_cluster:
+        rules = []
+        if port.cluster_ip and (config.masquerade_all or config.cluster_cidr):
+            src = f" ip saddr != {config.cluster_cidr}" if config.cluster_cidr and not config.masquerade_all else ""
+            rules.append(f"ip daddr {port.cluster_ip} {proto} dport {port.port}{src} jump mark-for-masquerade")
+        out.chains[svc] = rules + hairpin + _pick(port, sel.all_cluster, proto, out)
+    if (port.internal_policy_local or port.external_policy_local) and sel.local:
+        out.chains[svl] = hairpin + _pick(port, sel.local, proto, out)
+    if port.cluster_ip:
+        key = f"{port.cluster_ip} . {proto} . {port.port}"
+        if sel.cluster:
+            out.elements[SERVICE_IPS][key] = f"goto {svl if port.internal_policy_local else svc}"
+        else:
+            out.elements[NO_ENDPOINT_IPS][key] = REJECT
+    if not port.externally_accessible:
+        return out
+    if sel.all_cluster:
+        if port.external_policy_local:
+            rules = [f"ip saddr {config.cluster_cidr} goto {svc}"] if config.cluster_cidr else []
+            rules += ["fib saddr type local jump mark-for-masquerade", f"fib saddr type local goto {svc}"]
+            out.chains[ext] = rules + ([f"goto {svl}"] if sel.local else [])
+        else:
+            out.chains[ext] = ["jump mark-for-masquerade", f"goto {svc}"]
+    verdict = "" if sel.external else (REJECT if not sel.all_cluster else "drop")
+    for ip in (*port.external_ips, *port.load_balancer_ips):
+        key = f"{ip} . {proto} . {port.port}"
+        if ext in out.chains:
+            out.elements[SERVICE_IPS][key] = f"goto {ext}"
+        if verdict:
+            out.elements[NO_ENDPOINT_IPS][key] = verdict
+    if port.node_port:
+        key = f"{proto} . {port.node_port}"
+        if ext in out.chains:
+            out.elements[SERVICE_NODEPORTS][key] = f"goto {ext}"
+        if verdict:
+            out.elements[NO_ENDPOINT_NODEPORTS][key] = verdict
+    return out
+
+
+def _merge(parts: Iterable[NftPortRules]) -> NftPortRules:
+    total = NftPortRules()
+    for p in parts:
+        for m, elems in p.elements.items():
+            total.elements[m].update(elems)
+        total.chains.update(p.chains)
+        total.sets.update(p.sets)
+    return total
+
+
+def _of(state: DesiredState, services: Iterable[str], config: ProxyConfig) -> NftPortRules:
+    return _merge(port_rules(p, eps, config) for s in services for p, eps in state.ports(s))
+
+
+def _fixed_chains(config: ProxyConfig) -> dict[str, list[str]]:
+    mark = f"{MASQ_MARK:#x}"
+    if config.node_ips:
+        nodeport_dst = [f"ip daddr {ip} jump nodeports" for ip in config.node_ips]
+        if config.localhost_nodeports:
+            nodeport_dst.append("ip daddr 127.0.0.0/8 fib daddr type local jump nodeports")
+    else:
+        nodeport_dst = ["fib daddr type local jump nodeports"]
+    no_ep = [
+        f"ct state new ip daddr . meta l4proto . th dport vmap @{NO_ENDPOINT_IPS}",
+        f"ct state new fib daddr type local meta l4proto . th dport vmap @{NO_ENDPOINT_NODEPORTS}",
+    ]
+    localnet = "ip saddr != 127.0.0.0/8 ip daddr 127.0.0.0/8 ct status & dnat == 0 ct state new drop"
+    return {
+        "mark-for-masquerade": [f"meta mark set meta mark | {mark}"],
+        "masquerading": [
+            f"meta mark & {mark} == 0 return",
+            f"meta mark set meta mark ^ {mark}",
+            "masquerade fully-random",
+        ],
+        "reject-chain": ["reject"],
+        "services": [f"ip daddr . meta l4proto . th dport vmap @{SERVICE_IPS}", *nodeport_dst],
+        "nodeports": [f"meta l4proto . th dport vmap @{SERVICE_NODEPORTS}"],
+        "nat-prerouting": ["type nat hook prerouting priority dstnat; policy accept;", "jump services"],
+        "nat-output": ["type nat hook output priority -100; policy accept;", "jump services"],
+        "nat-postrouting": ["type nat hook postrouting priority srcnat; policy accept;", "jump masquerading"],
+        "filter-input": ["type filter hook input priority filter - 5; policy accept;", *no_ep, localnet],
+        "filter-forward": ["type filter hook forward priority filter - 5; policy accept;", *no_ep],
+        "filter-output": ["type filter hook output priority filter - 5; policy accept;", *no_ep, localnet],
+    }
+
+
+BATCH = 200  # Services per chunk
+
+
+def _block(sets: dict[str, str], chains: Iterable[tuple[str, list[str]]]) -> str:
+    out = [f"table {FAMILY} {TABLE} {{"]
+    out += [f"\tset {name} {{ {body} }}" for name, body in sets.items()]
+    out += [f"\tchain {name} {{\n" + "".join(f"\t\t{line}\n" for line in lines) + "\t}" for name, lines in chains]
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def _full(state: DesiredState, config: ProxyConfig) -> Iterator[str]:
+    """The whole table, in pieces: empty maps and the fixed chains first, then the Services' sets and
+    chains a batch at a time (a chain before the chains that jump to it), and the map elements last."""
+    t = f"{FAMILY} {TABLE}"
+    maps = "".join(f"\tmap {name} {{ type {typ}; }}\n" for name, typ in MAP_TYPES.items())
+    # The fixed chains come first: service chains jump to them (mark-for-masquerade, reject-chain).
+    yield f"add table {t}\ndelete table {t}\ntable {t} {{\n{maps}}}\n" + _block({}, _fixed_chains(config).items())
+    elements: dict[str, dict[str, str]] = {m: {} for m in MAP_TYPES}
+    batch: list[NftPortRules] = []
+    services = sorted(state.services)
+    for i, service in enumerate(services, 1):
+        for port, eps in state.ports(service):
+            pr = port_rules(port, eps, config)
+            for m, elems in pr.elements.items():
+                elements[m].update(elems)
+            batch.append(pr)
+        if batch and (i % BATCH == 0 or i == len(services)):
+            sets = {k: v for pr in batch for k, v in pr.sets.items()}
+            yield _block(sets, (item for pr in batch for item in pr.chains.items()))
+            batch = []
+    tail = []
+    for m, elems in elements.items():
+        if elems:
+            tail.append(f"add element {t} {m} {{ {', '.join(f'{k} : {v}' for k, v in elems.items())} }}\n")
+    yield "".join(tail)
+
+
+def _partial(before: NftPortRules, after: NftPortRules) -> str:
+    t = f"{FAMILY} {TABLE}"
+    out = []
+    adds = []
+    for m in MAP_TYPES:
+        old, new = before.elements[m], after.elements[m]
+        gone = [k for k, v in old.items() if new.get(k) != v]
+        if gone:
+            out.append(f"delete element {t} {m} {{ {', '.join(gone)} }}")
+        fresh = [f"{k} : {v}" for k, v in new.items() if old.get(k) != v]
+        if fresh:
+            adds.append(f"add element {t} {m} {{ {', '.join(fresh)} }}")
+    out += [f"add set {t} {name} {{ {body} }}" for name, body in after.sets.items() if name not in before.sets]
+    out += [f"add chain {t} {name}" for name in after.chains if name not in before.chains]
+    for name, lines in after.chains.items():
+        if before.chains.get(name) != lines:
+            out += [f"flush chain {t} {name}", *(f"add rule {t} {name} {line}" for line in lines)]
+    out += adds
+    stale = [name for name in before.chains if name not in after.chains]
+    out += [f"flush chain {t} {name}" for name in stale]
+    out += [f"delete chain {t} {name}" for name in stale]
+    out += [f"delete set {t} {name}" for name in before.sets if name not in after.sets]
+    return "\n".join(out) + "\n" if out else ""
+
+
+def render(
+    state: DesiredState,
+    config: ProxyConfig,
+    *,
+    changed: Collection[str] | None = None,
+    previous: DesiredState | None = None,
+) -> str:
+    """The `nft -f` text of one sync: the whole table (`changed=None`), or the difference between
+    `previous` and `state` for the `changed` Services (empty text: nothing to do)."""
+    return "".join(render_chunks(state, config, changed=changed, previous=previous))
+
+
+def render_chunks(
+    state: DesiredState,
+    config: ProxyConfig,
+    *,
+    changed: Collection[str] | None = None,
+    previous: DesiredState | None = None,
+) -> Iterator[str]:
+    """`render` in pieces, so that `nft` parses while the rest is rendered."""
+    if changed is None:
+        yield from _full(state, config)
+    else:
+        text = _partial(_of(previous or DesiredState(), changed, config), _of(state, changed, config))
+        if text:
+            yield text

@@ -1,0 +1,16 @@
+"""Fakes for netproxy's kernel and API doors, and an iptables packet simulator."""
+
+from netproxy.testing.fakes import FakeConntrack, FakeEvents, FakeFlow, FakeNft, FakeSource
+from netproxy.testing.iptables import FakeIptables, Outcome, Packet, simulate
+
+__all__ = [
+    "FakeConntrack",
+    "FakeEvents",
+    "FakeFlow",
+    "FakeIptables",
+    "FakeNft",
+    "FakeSource",
+    "Outcome",
+    "Packet",
+    "simulate",
+]

@@ -1,0 +1,94 @@
+"""Stateful fakes of the nft tool, conntrack, the event recorder and the informers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from netproxy.errors import ApplyError
+from netproxy.interfaces import ConntrackFilter, Handler
+
+
+@dataclass
+class FakeNft:
+    """Keeps every applied transaction; `fail_next` makes the next one fail like a kernel refusal."""
+
+    applied: list[str] = field(default_factory=list)
+    fail_next: str | None = None
+    refuse: str | None = None  # every transaction whose text contains this fails
+
+    def apply(self, chunks: str | Iterable[str]) -> None:
+        text = chunks if isinstance(chunks, str) else "".join(chunks)
+        if self.fail_next is not None:
+            msg, self.fail_next = self.fail_next, None
+            raise ApplyError("nft", 1, msg)
+        if self.refuse is not None and self.refuse in text:
+            raise ApplyError("nft", 1, f"Error: could not process rule with {self.refuse}")
+        self.applied.append(text)
+
+
+@dataclass(frozen=True)
+class FakeFlow:
+    protocol: str
+    orig_dst: str
+    orig_dport: int
+    dst_nat: str
+
+
+@dataclass
+class FakeConntrack:
+    flows: set[FakeFlow] = field(default_factory=set)
+    calls: list[ConntrackFilter] = field(default_factory=list)
+
+    def delete(self, flt: ConntrackFilter) -> int:
+        self.calls.append(flt)
+        gone = {
+            f
+            for f in self.flows
+            if f.protocol == flt.protocol
+            and flt.orig_dst in (None, f.orig_dst)
+            and flt.orig_dport in (None, f.orig_dport)
+            and flt.dst_nat in (None, f.dst_nat)
+        }
+        self.flows -= gone
+        return len(gone)
+
+
+@dataclass
+class FakeEvents:
+    events: list[tuple[str, str, str]] = field(default_factory=list)  # (ns/name, reason, message)
+
+    async def warning(self, obj: Mapping[str, Any], reason: str, message: str) -> None:
+        meta = obj.get("metadata") or {}
+        self.events.append((f"{meta.get('namespace')}/{meta.get('name')}", reason, message))
+
+
+@dataclass
+class FakeSource:
+    """An informer driven by the test: `add`/`update`/`delete` call the registered handlers."""
+
+    handlers: list[tuple[Handler, Handler, Handler]] = field(default_factory=list)
+    synced: bool = False
+
+    @property
+    def has_synced(self) -> bool:
+        return self.synced
+
+    def add_handler(self, on_add: Handler, on_update: Handler, on_delete: Handler) -> None:
+        self.handlers.append((on_add, on_update, on_delete))
+
+    async def start(self) -> None:
+        self.synced = True
+
+    def add(self, obj: Mapping[str, Any]) -> None:
+        for on_add, _, _ in self.handlers:
+            on_add(obj)
+
+    def update(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        for _, on_update, _ in self.handlers:
+            on_update(old, new)
+
+    def delete(self, obj: Mapping[str, Any]) -> None:
+        for _, _, on_delete in self.handlers:
+            on_delete(obj)

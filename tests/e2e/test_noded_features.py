@@ -1,0 +1,241 @@
+"""noded through the real kubectl on a `tinykube up` cluster: logs, exec, env and volumes from the API,
+crash-loop back-off, liveness probes, static pods with mirror pods, and restart safety (kill -9 noded:
+running pods are adopted untouched; a pod deleted meanwhile is cleaned up)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_slice import NODE_NAME, Cluster, running_cluster, wait_for
+
+PODS = """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+data: {greeting: hello}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: sec}
+data: {password: czNjcjN0}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: feat, labels: {tier: test}}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+    - name: main
+      image: busybox
+      imagePullPolicy: IfNotPresent
+      command: ["sh", "-c", "echo \\"$GREETING $PASSWORD $MY_NODE\\"; exec sleep 3600"]
+      env:
+        - name: GREETING
+          valueFrom: {configMapKeyRef: {name: cfg, key: greeting}}
+        - name: PASSWORD
+          valueFrom: {secretKeyRef: {name: sec, key: password}}
+        - name: MY_NODE
+          valueFrom: {fieldRef: {fieldPath: spec.nodeName}}
+      resources:
+        limits: {memory: 64Mi, cpu: 500m}
+      volumeMounts:
+        - {name: cfg, mountPath: /etc/cfg}
+        - {name: sec, mountPath: /etc/sec}
+        - {name: scratch, mountPath: /scratch}
+        - {name: podinfo, mountPath: /etc/podinfo}
+  volumes:
+    - {name: cfg, configMap: {name: cfg}}
+    - {name: sec, secret: {secretName: sec}}
+    - {name: scratch, emptyDir: {medium: Memory}}
+    - name: podinfo
+      downwardAPI:
+        items: [{path: labels, fieldRef: {fieldPath: metadata.labels}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: crash}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+    - {name: main, image: busybox, imagePullPolicy: IfNotPresent, command: ["sh", "-c", "echo boom; exit 3"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: live}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: main
+      image: busybox
+      imagePullPolicy: IfNotPresent
+      command: ["sleep", "3600"]
+      livenessProbe:
+        tcpSocket: {port: 8080}
+        periodSeconds: 1
+        failureThreshold: 1
+"""
+
+STATIC = """
+apiVersion: v1
+kind: Pod
+metadata: {name: static-web}
+spec:
+  containers:
+    - {name: main, image: busybox, imagePullPolicy: IfNotPresent, command: ["sleep", "3600"]}
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with running_cluster(tmp_path_factory) as c:
+        manifest = c.data_dir / "pods.yaml"
+        manifest.write_text(PODS)
+        c.kubectl("apply", "-f", str(manifest))
+        wait_for(lambda: _phase(c, "feat") == "Running", 60, f"pod feat running\n{c.log('node')}")
+        yield c
+
+
+def _pod(c: Cluster, name: str) -> dict[str, Any]:
+    return c.get("pod", name)
+
+
+def _phase(c: Cluster, name: str) -> str:
+    return str(_pod(c, name).get("status", {}).get("phase", ""))
+
+
+def _container(c: Cluster, name: str) -> dict[str, Any]:
+    statuses = _pod(c, name).get("status", {}).get("containerStatuses") or [{}]
+    return dict(statuses[0])
+
+
+def test_kubectl_logs_show_env_from_configmap_secret_and_field_ref(cluster: Cluster) -> None:
+    wait_for(lambda: "hello s3cr3t" in cluster.kubectl("logs", "feat"), 20, "log line")
+    assert cluster.kubectl("logs", "feat").strip() == f"hello s3cr3t {NODE_NAME}"
+
+
+def test_kubectl_logs_follow_streams_until_the_container_exits(cluster: Cluster) -> None:
+    ticker = cluster.data_dir / "ticker.yaml"
+    ticker.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: ticker}\nspec:\n  restartPolicy: Never\n  containers:\n"
+        "    - {name: main, image: busybox, imagePullPolicy: IfNotPresent,\n"
+        "       command: [sh, -c, 'for i in 1 2 3 4 5 6; do echo tick $i; sleep 0.5; done']}\n"
+    )
+    cluster.kubectl("apply", "-f", str(ticker))
+    wait_for(lambda: _phase(cluster, "ticker") in ("Running", "Succeeded"), 30, "ticker running")
+    started = time.monotonic()
+    out = cluster.kubectl("logs", "-f", "ticker", timeout=30)
+    assert out.split("\n")[:6] == [f"tick {i}" for i in range(1, 7)]
+    assert time.monotonic() - started < 20
+    wait_for(lambda: _phase(cluster, "ticker") == "Succeeded", 20, "ticker succeeded")
+    cluster.kubectl("delete", "pod", "ticker", "--wait=true")
+
+
+def test_kubectl_exec_returns_output_and_exit_code(cluster: Cluster) -> None:
+    assert cluster.kubectl("exec", "feat", "--", "cat", "/etc/cfg/greeting").strip() == "hello"
+    out = cluster.ns.run(
+        ["env", f"HOME={cluster.home}", "kubectl", "--kubeconfig", cluster.kubeconfig, "exec", "feat", "--",
+         "sh", "-c", "echo oops >&2; exit 4"],
+        check=False,
+    )  # fmt: skip
+    assert out.returncode == 4, out.stderr
+    assert "oops" in out.stderr
+
+
+def test_volumes_are_mounted_into_the_container(cluster: Cluster) -> None:
+    assert cluster.kubectl("exec", "feat", "--", "cat", "/etc/sec/password").strip() == "s3cr3t"
+    assert 'tier="test"' in cluster.kubectl("exec", "feat", "--", "cat", "/etc/podinfo/labels")
+    mounts = cluster.kubectl("exec", "feat", "--", "cat", "/proc/mounts")
+    assert any(line.split()[1] == "/scratch" and line.split()[2] == "tmpfs" for line in mounts.splitlines())
+    sa = cluster.kubectl("exec", "feat", "--", "ls", "/var/run/secrets/kubernetes.io/serviceaccount")
+    assert {"ca.crt", "namespace"} <= set(sa.split())
+
+
+def test_crashing_container_shows_crashloopbackoff_and_previous_logs(cluster: Cluster) -> None:
+    def crashlooping() -> bool:
+        st = _container(cluster, "crash")
+        reason = st.get("state", {}).get("waiting", {}).get("reason")
+        return reason == "CrashLoopBackOff" and int(st["restartCount"]) >= 1
+
+    wait_for(crashlooping, 60, "CrashLoopBackOff")
+    assert "CrashLoopBackOff" in cluster.kubectl("get", "pod", "crash")
+    assert _container(cluster, "crash")["lastState"]["terminated"]["exitCode"] == 3
+    assert cluster.kubectl("logs", "crash", "--previous").strip() == "boom"
+
+
+def test_failing_liveness_probe_restarts_the_container(cluster: Cluster) -> None:
+    wait_for(lambda: _container(cluster, "live").get("restartCount", 0) >= 1, 60, "a liveness restart")
+    events = cluster.kubectl("get", "events", "--field-selector", "involvedObject.name=live")
+    assert "Unhealthy" in events or "Killing" in events
+
+
+def test_static_pod_runs_with_a_mirror_pod(cluster: Cluster) -> None:
+    (cluster.data_dir / "manifests" / "static.yaml").write_text(STATIC)
+    mirror = f"static-web-{NODE_NAME}"
+    wait_for(lambda: mirror in cluster.kubectl("get", "pods") and _phase(cluster, mirror) == "Running", 40, "mirror")
+    annotations = _pod(cluster, mirror)["metadata"]["annotations"]
+    assert "kubernetes.io/config.mirror" in annotations
+    (cluster.data_dir / "manifests" / "static.yaml").unlink()
+    wait_for(lambda: mirror not in cluster.kubectl("get", "pods"), 40, "mirror pod removed")
+
+
+def _noded_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"tinykube\0node\0" in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_killed_noded_adopts_running_pods_and_cleans_up_deleted_ones(cluster: Cluster) -> None:
+    victim = cluster.data_dir / "victim.yaml"
+    victim.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: victim}\nspec:\n  containers:\n"
+        "    - {name: main, image: busybox, imagePullPolicy: IfNotPresent, command: [sleep, '3601']}\n"
+    )
+    cluster.kubectl("apply", "-f", str(victim))
+    wait_for(lambda: _phase(cluster, "victim") == "Running", 60, "victim running")
+    before = _container(cluster, "feat")
+    (old_pid,) = _noded_pids()
+
+    os.kill(old_pid, signal.SIGKILL)
+    cluster.kubectl("delete", "pod", "victim", "--force", "--grace-period=0")
+    wait_for(lambda: bool(_noded_pids()) and _noded_pids() != [old_pid], 30, "noded restarted by tinykube up")
+    wait_for(lambda: not _sleepers(b"3601"), 30, "victim's process gone")
+
+    time.sleep(2)
+    after = _container(cluster, "feat")
+    assert after["containerID"] == before["containerID"]
+    assert after["restartCount"] == before["restartCount"]
+    assert _phase(cluster, "feat") == "Running"
+    wait_for(lambda: "hello" in cluster.kubectl("exec", "feat", "--", "cat", "/etc/cfg/greeting"), 20, "exec")
+
+
+def _sleepers(arg: bytes) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if cmdline[:1] == [b"sleep"] and arg in cmdline:
+                found.append(entry.name)
+    return found
+
+
+def test_deleting_the_pods_stops_them_gracefully(cluster: Cluster) -> None:
+    out = cluster.kubectl("delete", "pod", "feat", "crash", "live", "--wait=true", timeout=90)
+    assert out.count("deleted") == 3
+    assert not _sleepers(b"3600")
