@@ -149,11 +149,15 @@ def agent(socket_path: str) -> Iterator[None]:
 
 
 def run(pods: int, *, ip_masq: bool, skip_no_agent: bool) -> list[Timing]:
+    with tempfile.TemporaryDirectory(prefix="cni-bench-") as tmp:
+        return run_in(Path(tmp), pods, ip_masq=ip_masq, skip_no_agent=skip_no_agent)
+
+
+def run_in(work: Path, pods: int, *, ip_masq: bool, skip_no_agent: bool) -> list[Timing]:
     from cni import registry
     from cni.client import agent_handlers
     from cni.install import install
 
-    work = Path(tempfile.mkdtemp(prefix="cni-bench-"))
     socket_path = str(work / "cni.sock")
     with_agent, alone = work / "bin-agent", work / "bin-alone"
     install(with_agent, work / "net.d", pod_cidr="10.250.0.0/16", agent_socket=socket_path)

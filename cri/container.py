@@ -19,7 +19,7 @@ from cri.atomic import write_json
 from cri.cgroups import CgroupStats
 from cri.errors import AlreadyExists, InvalidArgument, NotFound, RuntimeFailure, Timeout
 from cri.interfaces import wait_for
-from cri.monitor import EXIT_FILE, RUN_FILE
+from cri.monitor import EXIT_FILE, RUN_FILE, attach_address
 from cri.sandbox import Deps, Sandboxes, _remove_cgroup
 from cri.state import ContainerState, SandboxState, check_container, check_sandbox
 from cri.store import ContainerRecord, encode, sandbox_config
@@ -183,6 +183,9 @@ class Containers:
                 readonly_paths=readonly,
                 readonly_rootfs=sc.readonly_rootfs,
                 privileged=sc.privileged,
+                stdin=config.stdin,
+                stdin_once=config.stdin_once,
+                tty=config.tty,
             )
             rec = ContainerRecord(
                 id=container_id,
@@ -334,6 +337,12 @@ class Containers:
             for fd in set(child_fds):
                 os.close(fd)
         return stream
+
+    def attach_address(self, container_id: str) -> str:
+        """Where the container's monitor serves attach (checked to be running)."""
+        rec = self.get(container_id)
+        check_container(container_id, self.observe(rec).state, "attach to")
+        return attach_address(container_id)
 
     def update_resources(self, container_id: str, linux_resources: Any) -> None:
         rec = self.get(container_id)

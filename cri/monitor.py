@@ -4,10 +4,15 @@ even while the daemon is down, and the container never depends on the daemon sta
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import select
 import signal
+import socket
+import struct
+import termios
 import time
 import traceback
 from typing import Any
@@ -90,19 +95,103 @@ class _LogPump:
             self.file.write(b"".join(records))
 
 
+def attach_address(container_id: str) -> str:
+    """The abstract unix socket (in the daemon's network namespace) a container's monitor serves
+    attach on; abstract, because a path under a deep state dir can exceed sun_path's 108 bytes."""
+    return f"\0tinykube-attach-{container_id}"
+
+
+class _Attach:
+    """Attached clients: SOCK_SEQPACKET connections, one frame per message — a channel byte, then data.
+    We send 1 stdout / 2 stderr; clients send 0 stdin, 4 resize (JSON Width/Height), 255+0 close stdin."""
+
+    def __init__(self, container_id: str, *, stdin: int, tty: int, stdin_once: bool) -> None:
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.listener.bind(attach_address(container_id))
+        self.listener.listen(8)
+        self.clients: dict[int, socket.socket] = {}
+        self.stdin = stdin
+        self.tty = tty
+        self.stdin_once = stdin_once
+
+    def fds(self) -> list[int]:
+        return [self.listener.fileno(), *self.clients]
+
+    def handle(self, fd: int) -> None:
+        if fd == self.listener.fileno():
+            conn, _ = self.listener.accept()
+            conn.settimeout(1.0)
+            self.clients[conn.fileno()] = conn
+            return
+        conn = self.clients[fd]
+        try:
+            frame = conn.recv(65536)
+        except OSError:
+            frame = b""
+        if not frame:
+            self._drop(fd)
+            if self.stdin_once:
+                self._close_stdin()
+            return
+        channel, data = frame[0], frame[1:]
+        if channel == 0 and self.stdin >= 0:
+            with contextlib.suppress(OSError):
+                os.write(self.stdin, data)
+        elif channel == 4 and self.tty >= 0:
+            with contextlib.suppress(ValueError, OSError):
+                size = json.loads(data)
+                winsize = struct.pack("HHHH", int(size.get("Height", 0)), int(size.get("Width", 0)), 0, 0)
+                fcntl.ioctl(self.tty, termios.TIOCSWINSZ, winsize)
+        elif channel == 255 and data[:1] == b"\0" and self.tty < 0:
+            self._close_stdin()
+
+    def broadcast(self, channel: int, data: bytes) -> None:
+        for fd, conn in list(self.clients.items()):
+            try:
+                conn.sendall(bytes([channel]) + data)
+            except OSError:
+                self._drop(fd)
+
+    def _drop(self, fd: int) -> None:
+        conn = self.clients.pop(fd, None)
+        if conn is not None:
+            conn.close()
+
+    def _close_stdin(self) -> None:
+        if self.stdin >= 0 and self.stdin != self.tty:
+            os.close(self.stdin)
+            self.stdin = -1
+
+    def close(self) -> None:
+        for fd in list(self.clients):
+            self._drop(fd)
+        self.listener.close()
+
+
 def run_container_monitor(spec: ContainerLaunch, ready_fd: int) -> None:
     """The monitor's whole life; ends with os._exit. Reports {"pid"} or {"error"} on ready_fd."""
     try:
         os.makedirs(os.path.dirname(spec.log_path), exist_ok=True)
         pump = _LogPump(spec.log_path)
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        null = os.open(os.devnull, os.O_RDONLY)
+        stdin_w = -1
+        if spec.tty:
+            master, slave = os.openpty()
+            stdio, child_ends = (slave, slave, slave), [slave]
+            streams = {master: logs.LineSplitter("stdout")}
+            stdin_w = master
+        else:
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            if spec.stdin:
+                in_r, stdin_w = os.pipe()
+            else:
+                in_r = os.open(os.devnull, os.O_RDONLY)
+            stdio, child_ends = (in_r, out_w, err_w), [in_r, out_w, err_w]
+            streams = {out_r: logs.LineSplitter("stdout"), err_r: logs.LineSplitter("stderr")}
+        attach = _Attach(spec.id, stdin=stdin_w, tty=master if spec.tty else -1, stdin_once=spec.stdin_once)
         oom_before = _oom_kills(spec.oom_file)
-        pid, errpipe = _fork_child(
-            spec.namespaces.get("pid", ""), lambda: init.start_container(spec), stdio=(null, out_w, err_w)
-        )
-        for fd in (out_w, err_w, null):
+        pid, errpipe = _fork_child(spec.namespaces.get("pid", ""), lambda: init.start_container(spec), stdio=stdio)
+        for fd in child_ends:
             os.close(fd)
         failure = _read_all(errpipe)
         if failure:
@@ -124,7 +213,8 @@ def run_container_monitor(spec: ContainerLaunch, ready_fd: int) -> None:
         os.write(ready_fd, json.dumps({"ok": False, "error": str(err)}).encode())
         os._exit(1)
     signal.signal(signal.SIGUSR1, lambda *_: setattr(pump, "reopen", True))
-    status = _pump_until_exit(pid, {out_r: logs.LineSplitter("stdout"), err_r: logs.LineSplitter("stderr")}, pump)
+    status = _pump_until_exit(pid, streams, pump, attach)
+    attach.close()
     code = exit_code(status)
     oom = code == _SIGKILL_EXIT and _oom_kills(spec.oom_file) > oom_before
     reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")
@@ -134,26 +224,28 @@ def run_container_monitor(spec: ContainerLaunch, ready_fd: int) -> None:
     os._exit(0)
 
 
-def _pump_until_exit(pid: int, streams: dict[int, logs.LineSplitter], pump: _LogPump) -> int:
-    """Copy output until the process exits; then drain what is buffered (a daemonized grandchild
-    holding the pipe open must not keep the container 'running')."""
+def _pump_until_exit(pid: int, streams: dict[int, logs.LineSplitter], pump: _LogPump, attach: _Attach) -> int:
+    """Copy output (to the log and to attached clients) until the process exits; then drain what is
+    buffered (a daemonized grandchild holding the pipe open must not keep the container 'running')."""
     pidfd = os.pidfd_open(pid)
     open_fds = set(streams)
     exited = False
-    while open_fds and not exited:
+    while not exited:
         try:
-            ready, _, _ = select.select([*open_fds, pidfd], [], [])
+            ready, _, _ = select.select([*open_fds, *attach.fds(), pidfd], [], [])
         except InterruptedError:
             continue
         exited = pidfd in ready
         for fd in ready:
             if fd in open_fds:
-                _copy(fd, streams, open_fds, pump)
+                _copy(fd, streams, open_fds, pump, attach)
+            elif fd != pidfd:
+                attach.handle(fd)
     for fd in list(open_fds):
         os.set_blocking(fd, False)
         while fd in open_fds:
             try:
-                _copy(fd, streams, open_fds, pump)
+                _copy(fd, streams, open_fds, pump, attach)
             except BlockingIOError:
                 break
     for splitter in streams.values():
@@ -162,12 +254,19 @@ def _pump_until_exit(pid: int, streams: dict[int, logs.LineSplitter], pump: _Log
     return status
 
 
-def _copy(fd: int, streams: dict[int, logs.LineSplitter], open_fds: set[int], pump: _LogPump) -> None:
-    data = os.read(fd, 65536)
+def _copy(fd: int, streams: dict[int, logs.LineSplitter], open_fds: set[int], pump: _LogPump, attach: _Attach) -> None:
+    try:
+        data = os.read(fd, 65536)
+    except BlockingIOError:
+        raise
+    except OSError:  # EIO: a pty whose other side is gone
+        data = b""
     if not data:
         open_fds.discard(fd)
         return
-    pump.write(streams[fd].feed(data))
+    splitter = streams[fd]
+    pump.write(splitter.feed(data))
+    attach.broadcast(1 if splitter.stream == "stdout" else 2, data)
 
 
 def run_exec_monitor(spec: ExecLaunch, stdin_fd: int, stdout_fd: int, stderr_fd: int, status_fd: int) -> None:

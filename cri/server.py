@@ -13,14 +13,14 @@ from typing import Any, TypeVar
 
 import grpc
 
+from cri import messages
 from cri.api import api_pb2, api_pb2_grpc
 from cri.cgroups import CgroupStats
-from cri.container import Observed
 from cri.errors import AlreadyExists, CriError, InvalidArgument, InvalidTransition, NotFound, Timeout
 from cri.images.errors import AuthError, DigestMismatch, ImageError, ImageNotFound, InvalidImage, InvalidReference
 from cri.runtime import Runtime
 from cri.state import ContainerState, SandboxState
-from cri.store import ContainerRecord, SandboxRecord, container_config, sandbox_config
+from cri.store import SandboxRecord, sandbox_config
 from cri.streaming import StreamingServer
 
 log = logging.getLogger("tinykube.cri")
@@ -75,154 +75,6 @@ def rpc(method: F) -> F:
 
 def _labels_match(labels: Any, selector: Any) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
-
-
-# ---- record → message ----------------------------------------------------------------------------
-
-
-def _sandbox_metadata(rec: SandboxRecord) -> Any:
-    return api_pb2.PodSandboxMetadata(name=rec.name, uid=rec.uid, namespace=rec.namespace, attempt=rec.attempt)
-
-
-def _sandbox_state(state: SandboxState) -> int:
-    return int(api_pb2.SANDBOX_READY if state == SandboxState.READY else api_pb2.SANDBOX_NOTREADY)
-
-
-_CONTAINER_STATES = {
-    ContainerState.CREATED: api_pb2.CONTAINER_CREATED,
-    ContainerState.RUNNING: api_pb2.CONTAINER_RUNNING,
-    ContainerState.EXITED: api_pb2.CONTAINER_EXITED,
-    ContainerState.UNKNOWN: api_pb2.CONTAINER_UNKNOWN,
-}
-_MODES = {"POD": api_pb2.POD, "CONTAINER": api_pb2.CONTAINER, "NODE": api_pb2.NODE, "TARGET": api_pb2.TARGET}
-
-
-def sandbox_status(rec: SandboxRecord, state: SandboxState) -> Any:
-    config = sandbox_config(rec)
-    ips = rec.ips
-    return api_pb2.PodSandboxStatus(
-        id=rec.id,
-        metadata=_sandbox_metadata(rec),
-        state=_sandbox_state(state),
-        created_at=rec.created_at,
-        network=api_pb2.PodSandboxNetworkStatus(
-            ip=ips[0] if ips else "", additional_ips=[api_pb2.PodIP(ip=ip) for ip in ips[1:]]
-        ),
-        linux=api_pb2.LinuxPodSandboxStatus(
-            namespaces=api_pb2.Namespace(
-                options=api_pb2.NamespaceOption(
-                    network=_MODES[rec.modes.get("net", "POD")],
-                    pid=_MODES[rec.modes.get("pid", "POD")],
-                    ipc=_MODES[rec.modes.get("ipc", "POD")],
-                )
-            )
-        ),
-        labels=dict(config.labels),
-        annotations=dict(config.annotations),
-        runtime_handler=rec.runtime_handler,
-    )
-
-
-def container_status(rec: ContainerRecord, seen: Observed) -> Any:
-    config = container_config(rec)
-    res = rec.resources
-    return api_pb2.ContainerStatus(
-        id=rec.id,
-        metadata=api_pb2.ContainerMetadata(name=rec.name, attempt=rec.attempt),
-        state=_CONTAINER_STATES[seen.state],
-        created_at=rec.created_at,
-        started_at=seen.started_at,
-        finished_at=seen.finished_at,
-        exit_code=seen.exit_code,
-        image=api_pb2.ImageSpec(image=rec.image),
-        image_ref=rec.image_ref,
-        image_id=rec.image_id,
-        reason=seen.reason,
-        message=seen.message,
-        labels=dict(config.labels),
-        annotations=dict(config.annotations),
-        mounts=list(config.mounts),
-        log_path=rec.log_path,
-        resources=api_pb2.ContainerResources(
-            linux=api_pb2.LinuxContainerResources(
-                cpu_period=res.get("cpu_period", 0),
-                cpu_quota=res.get("cpu_quota", 0),
-                cpu_shares=res.get("cpu_shares", 0),
-                memory_limit_in_bytes=res.get("memory_limit", 0),
-                memory_swap_limit_in_bytes=res.get("memory_swap_limit", 0),
-                cpuset_cpus=res.get("cpuset_cpus", ""),
-                cpuset_mems=res.get("cpuset_mems", ""),
-                unified=res.get("unified", {}),
-            )
-        ),
-        user=api_pb2.ContainerUser(
-            linux=api_pb2.LinuxContainerUser(
-                uid=rec.launch["process"]["uid"],
-                gid=rec.launch["process"]["gid"],
-                supplemental_groups=rec.launch["process"]["groups"],
-            )
-        ),
-    )
-
-
-def _container(rec: ContainerRecord, seen: Observed) -> Any:
-    config = container_config(rec)
-    return api_pb2.Container(
-        id=rec.id,
-        pod_sandbox_id=rec.sandbox_id,
-        metadata=api_pb2.ContainerMetadata(name=rec.name, attempt=rec.attempt),
-        image=api_pb2.ImageSpec(image=rec.image),
-        image_ref=rec.image_ref,
-        image_id=rec.image_id,
-        state=_CONTAINER_STATES[seen.state],
-        created_at=rec.created_at,
-        labels=dict(config.labels),
-        annotations=dict(config.annotations),
-    )
-
-
-def _uint(value: int) -> Any:
-    return api_pb2.UInt64Value(value=max(value, 0))
-
-
-def container_stats(rec: ContainerRecord, stats: CgroupStats) -> Any:
-    config = container_config(rec)
-    now = time.time_ns()
-    available = max(stats.memory_limit - stats.memory_working_set, 0) if stats.memory_limit else 0
-    return api_pb2.ContainerStats(
-        attributes=api_pb2.ContainerAttributes(
-            id=rec.id,
-            metadata=api_pb2.ContainerMetadata(name=rec.name, attempt=rec.attempt),
-            labels=dict(config.labels),
-            annotations=dict(config.annotations),
-        ),
-        cpu=api_pb2.CpuUsage(timestamp=now, usage_core_nano_seconds=_uint(stats.cpu_usage_ns)),
-        memory=api_pb2.MemoryUsage(
-            timestamp=now,
-            working_set_bytes=_uint(stats.memory_working_set),
-            available_bytes=_uint(available),
-            usage_bytes=_uint(stats.memory_usage),
-            rss_bytes=_uint(stats.memory_rss),
-            page_faults=_uint(stats.page_faults),
-            major_page_faults=_uint(stats.major_page_faults),
-        ),
-        writable_layer=api_pb2.FilesystemUsage(
-            timestamp=now,
-            fs_id=api_pb2.FilesystemIdentifier(mountpoint=os.path.dirname(rec.launch["upper_dir"])),
-            used_bytes=_uint(_du(rec.launch["upper_dir"])),
-        ),
-    )
-
-
-def _du(path: str) -> int:
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                continue
-    return total
 
 
 # ---- RuntimeService ------------------------------------------------------------------------------
@@ -284,7 +136,9 @@ class RuntimeServicer(api_pb2_grpc.RuntimeServiceServicer):  # type: ignore[misc
     def PodSandboxStatus(self, request: Any, context: Any) -> Any:
         rec, state = self.rt.sandbox(request.pod_sandbox_id)
         info = {"pid": str(rec.pid), "cgroup": rec.pod_cgroup} if request.verbose else {}
-        return api_pb2.PodSandboxStatusResponse(status=sandbox_status(rec, state), info=info, timestamp=time.time_ns())
+        return api_pb2.PodSandboxStatusResponse(
+            status=messages.sandbox_status(rec, state), info=info, timestamp=time.time_ns()
+        )
 
     @rpc
     def ListPodSandbox(self, request: Any, context: Any) -> Any:
@@ -294,15 +148,15 @@ class RuntimeServicer(api_pb2_grpc.RuntimeServiceServicer):  # type: ignore[misc
             config = sandbox_config(rec)
             if f.id and not rec.id.startswith(f.id):
                 continue
-            if f.HasField("state") and _sandbox_state(state) != f.state.state:
+            if f.HasField("state") and messages.sandbox_state(state) != f.state.state:
                 continue
             if not _labels_match(config.labels, f.label_selector):
                 continue
             items.append(
                 api_pb2.PodSandbox(
                     id=rec.id,
-                    metadata=_sandbox_metadata(rec),
-                    state=_sandbox_state(state),
+                    metadata=messages.sandbox_metadata(rec),
+                    state=messages.sandbox_state(state),
                     created_at=rec.created_at,
                     labels=dict(config.labels),
                     annotations=dict(config.annotations),
@@ -342,9 +196,9 @@ class RuntimeServicer(api_pb2_grpc.RuntimeServiceServicer):  # type: ignore[misc
                 continue
             if f.pod_sandbox_id and not rec.sandbox_id.startswith(f.pod_sandbox_id):
                 continue
-            if f.HasField("state") and _CONTAINER_STATES[seen.state] != f.state.state:
+            if f.HasField("state") and messages.CONTAINER_STATES[seen.state] != f.state.state:
                 continue
-            item = _container(rec, seen)
+            item = messages.container(rec, seen)
             if not _labels_match(item.labels, f.label_selector):
                 continue
             out.append(item)
@@ -354,7 +208,7 @@ class RuntimeServicer(api_pb2_grpc.RuntimeServiceServicer):  # type: ignore[misc
     def ContainerStatus(self, request: Any, context: Any) -> Any:
         rec, seen = self.rt.container(request.container_id)
         info = {"pid": str(seen.pid), "sandboxID": rec.sandbox_id} if request.verbose else {}
-        return api_pb2.ContainerStatusResponse(status=container_status(rec, seen), info=info)
+        return api_pb2.ContainerStatusResponse(status=messages.container_status(rec, seen), info=info)
 
     @rpc
     def UpdateContainerResources(self, request: Any, context: Any) -> Any:
@@ -389,8 +243,14 @@ class RuntimeServicer(api_pb2_grpc.RuntimeServiceServicer):  # type: ignore[misc
 
     @rpc
     def Attach(self, request: Any, context: Any) -> Any:
-        self.rt.container(request.container_id)
-        return self._unavailable(context, "attach")
+        rec, _ = self.rt.container(request.container_id)
+        if not (request.stdin or request.stdout or request.stderr):
+            raise InvalidArgument("one of stdin, stdout and stderr must be set")
+        if request.tty != bool(rec.launch.get("tty")):
+            raise InvalidArgument(f"tty={request.tty} does not match the container's tty={rec.launch.get('tty')}")
+        if self.streaming is None:
+            return self._unavailable(context, "attach")
+        return api_pb2.AttachResponse(url=self.streaming.attach_url(request.container_id, tty=request.tty))
 
     @rpc
     def PortForward(self, request: Any, context: Any) -> Any:
@@ -402,7 +262,7 @@ class RuntimeServicer(api_pb2_grpc.RuntimeServiceServicer):  # type: ignore[misc
     @rpc
     def ContainerStats(self, request: Any, context: Any) -> Any:
         rec = self.rt.containers.get(request.container_id)
-        return api_pb2.ContainerStatsResponse(stats=container_stats(rec, self.rt.containers.stats(rec.id)))
+        return api_pb2.ContainerStatsResponse(stats=messages.container_stats(rec, self.rt.containers.stats(rec.id)))
 
     @rpc
     def ListContainerStats(self, request: Any, context: Any) -> Any:
@@ -415,7 +275,7 @@ class RuntimeServicer(api_pb2_grpc.RuntimeServiceServicer):  # type: ignore[misc
                 continue
             if f.pod_sandbox_id and not rec.sandbox_id.startswith(f.pod_sandbox_id):
                 continue
-            stats = container_stats(rec, self.rt.containers.stats(rec.id))
+            stats = messages.container_stats(rec, self.rt.containers.stats(rec.id))
             if _labels_match(stats.attributes.labels, f.label_selector):
                 out.append(stats)
         return api_pb2.ListContainerStatsResponse(stats=out)
@@ -427,25 +287,27 @@ class RuntimeServicer(api_pb2_grpc.RuntimeServiceServicer):  # type: ignore[misc
             s = self.rt.deps.cgroups.stats(rec.pod_cgroup)
         except OSError:
             s = CgroupStats()
-        containers = [container_stats(c, self.rt.containers.stats(c.id)) for c in self.rt.containers.of_sandbox(rec.id)]
+        containers = [
+            messages.container_stats(c, self.rt.containers.stats(c.id)) for c in self.rt.containers.of_sandbox(rec.id)
+        ]
         return api_pb2.PodSandboxStats(
             attributes=api_pb2.PodSandboxAttributes(
                 id=rec.id,
-                metadata=_sandbox_metadata(rec),
+                metadata=messages.sandbox_metadata(rec),
                 labels=dict(config.labels),
                 annotations=dict(config.annotations),
             ),
             linux=api_pb2.LinuxPodSandboxStats(
-                cpu=api_pb2.CpuUsage(timestamp=now, usage_core_nano_seconds=_uint(s.cpu_usage_ns)),
+                cpu=api_pb2.CpuUsage(timestamp=now, usage_core_nano_seconds=messages.uint(s.cpu_usage_ns)),
                 memory=api_pb2.MemoryUsage(
                     timestamp=now,
-                    working_set_bytes=_uint(s.memory_working_set),
-                    usage_bytes=_uint(s.memory_usage),
-                    rss_bytes=_uint(s.memory_rss),
-                    page_faults=_uint(s.page_faults),
-                    major_page_faults=_uint(s.major_page_faults),
+                    working_set_bytes=messages.uint(s.memory_working_set),
+                    usage_bytes=messages.uint(s.memory_usage),
+                    rss_bytes=messages.uint(s.memory_rss),
+                    page_faults=messages.uint(s.page_faults),
+                    major_page_faults=messages.uint(s.major_page_faults),
                 ),
-                process=api_pb2.ProcessUsage(timestamp=now, process_count=_uint(s.pids)),
+                process=api_pb2.ProcessUsage(timestamp=now, process_count=messages.uint(s.pids)),
                 containers=containers,
             ),
         )
@@ -478,20 +340,6 @@ class RuntimeServicer(api_pb2_grpc.RuntimeServiceServicer):  # type: ignore[misc
 # ---- ImageService --------------------------------------------------------------------------------
 
 
-def image_message(image: Any) -> Any:
-    user = image.config.user.partition(":")[0]
-    return api_pb2.Image(
-        id=image.id,
-        repo_tags=list(image.repo_tags),
-        repo_digests=list(image.repo_digests),
-        size=image.size,
-        uid=api_pb2.Int64Value(value=int(user)) if user.isdigit() else None,
-        username="" if user.isdigit() else user,
-        spec=api_pb2.ImageSpec(image=image.id),
-        pinned=image.pinned,
-    )
-
-
 class ImageServicer(api_pb2_grpc.ImageServiceServicer):  # type: ignore[misc]
     def __init__(self, store: Any, runtime: Runtime | None = None) -> None:
         self.store = store
@@ -504,14 +352,14 @@ class ImageServicer(api_pb2_grpc.ImageServiceServicer):  # type: ignore[misc]
         if wanted:
             match = self.store.status(wanted)
             images = [i for i in images if match is not None and i.id == match.id]
-        return api_pb2.ListImagesResponse(images=[image_message(i) for i in images])
+        return api_pb2.ListImagesResponse(images=[messages.image_message(i) for i in images])
 
     @rpc
     def ImageStatus(self, request: Any, context: Any) -> Any:
         if not request.image.image:
             raise InvalidArgument("image.image must not be empty")
         image = self.store.status(request.image.image)
-        return api_pb2.ImageStatusResponse(image=image_message(image) if image else None)
+        return api_pb2.ImageStatusResponse(image=messages.image_message(image) if image else None)
 
     @rpc
     def PullImage(self, request: Any, context: Any) -> Any:
@@ -551,8 +399,8 @@ class ImageServicer(api_pb2_grpc.ImageServiceServicer):  # type: ignore[misc]
         fs = api_pb2.FilesystemUsage(
             timestamp=usage.timestamp_ns,
             fs_id=api_pb2.FilesystemIdentifier(mountpoint=usage.mountpoint),
-            used_bytes=_uint(usage.used_bytes),
-            inodes_used=_uint(usage.inodes_used),
+            used_bytes=messages.uint(usage.used_bytes),
+            inodes_used=messages.uint(usage.inodes_used),
         )
         return api_pb2.ImageFsInfoResponse(image_filesystems=[fs])
 

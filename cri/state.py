@@ -23,6 +23,7 @@ _ALL = frozenset(ContainerState)
 CONTAINER_ACTIONS: dict[str, frozenset[ContainerState]] = {
     "start": frozenset({ContainerState.CREATED}),
     "exec": frozenset({ContainerState.RUNNING}),
+    "attach to": frozenset({ContainerState.RUNNING}),
     "update resources of": frozenset({ContainerState.CREATED, ContainerState.RUNNING}),
     "stop": _ALL,
     "remove": _ALL,

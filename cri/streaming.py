@@ -100,6 +100,7 @@ class StreamingServer:
     async def _serve(self) -> None:
         app = web.Application()
         app.router.add_get("/exec/{token}", self._exec)
+        app.router.add_get("/attach/{token}", self._attach)
         app.router.add_get("/portforward/{token}", self._portforward)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
@@ -131,6 +132,10 @@ class StreamingServer:
     def exec_url(self, container_id: str, cmd: list[str], *, tty: bool) -> str:
         token = self._register(_Pending("exec", container_id, tuple(cmd), tty, time.monotonic() + TOKEN_TTL))
         return f"{self.base_url}/exec/{token}"
+
+    def attach_url(self, container_id: str, *, tty: bool) -> str:
+        token = self._register(_Pending("attach", container_id, tty=tty, expires=time.monotonic() + TOKEN_TTL))
+        return f"{self.base_url}/attach/{token}"
 
     def portforward_url(self, sandbox_id: str) -> str:
         token = self._register(_Pending("portforward", sandbox_id, expires=time.monotonic() + TOKEN_TTL))
@@ -207,6 +212,39 @@ class StreamingServer:
                 os.close(stream.stdin)
                 stream.stdin = -1
 
+    # ---- attach ----------------------------------------------------------------------------------
+
+    async def _attach(self, request: web.Request) -> web.StreamResponse:
+        """Bridge the WebSocket to the container monitor's attach socket (same channel framing)."""
+        pending = self._take(request.match_info["token"], "attach")
+        ws = web.WebSocketResponse(protocols=EXEC_PROTOCOLS)
+        await ws.prepare(request)
+        loop = asyncio.get_running_loop()
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            address = await loop.run_in_executor(None, self.runtime.containers.attach_address, pending.target)
+            conn.setblocking(False)
+            await loop.sock_connect(conn, address)
+        except (CriError, OSError) as err:
+            conn.close()
+            await ws.send_bytes(bytes([ERROR]) + json.dumps({"status": "Failure", "message": str(err)}).encode())
+            await ws.close()
+            return ws
+        outbound = asyncio.ensure_future(_copy_frames(ws, conn))
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.BINARY and msg.data:
+                    await loop.sock_sendall(conn, msg.data)
+                if outbound.done():
+                    break
+        finally:
+            outbound.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await outbound
+            conn.close()
+            await ws.close()
+        return ws
+
     # ---- port forward ----------------------------------------------------------------------------
 
     async def _portforward(self, request: web.Request) -> web.StreamResponse:
@@ -247,6 +285,15 @@ async def _copy_socket(ws: web.WebSocketResponse, channel: int, conn: socket.soc
     conn.setblocking(False)
     while data := await loop.sock_recv(conn, 65536):
         await ws.send_bytes(bytes([channel]) + data)
+
+
+async def _copy_frames(ws: web.WebSocketResponse, conn: socket.socket) -> None:
+    """Monitor frames → WebSocket until the container exits (EOF), then a Success status."""
+    loop = asyncio.get_running_loop()
+    while frame := await loop.sock_recv(conn, 65537):
+        await ws.send_bytes(frame)
+    await ws.send_bytes(bytes([ERROR]) + json.dumps(exit_status(0)).encode())
+    await ws.close()
 
 
 def _write_all(fd: int, data: bytes) -> None:

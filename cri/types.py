@@ -73,6 +73,9 @@ class ContainerLaunch:
     readonly_paths: list[str] = field(default_factory=list)
     readonly_rootfs: bool = False
     privileged: bool = False
+    stdin: bool = False
+    stdin_once: bool = False
+    tty: bool = False
 
 
 @dataclass

@@ -15,6 +15,7 @@ import signal
 import socket
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from controlplane.client import Informer, KubeClient
 from controlplane.resources import ENDPOINTSLICES, SERVICES
@@ -77,8 +78,16 @@ async def _run(args: argparse.Namespace) -> int:
     try:
         await services.start()
         await slices.start()
-        await services.wait_for_sync()
-        await slices.wait_for_sync()
+        synced: asyncio.Future[Any] = asyncio.ensure_future(
+            asyncio.gather(services.wait_for_sync(), slices.wait_for_sync())
+        )
+        stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([synced, stopped], return_when=asyncio.FIRST_COMPLETED)
+        for fut in (synced, stopped):
+            fut.cancel()
+        await asyncio.gather(synced, stopped, return_exceptions=True)
+        if stop.is_set():
+            return 0  # stopped before the API server answered: the kernel keeps whatever it had
         log.info("informers synced; programming %s rules for node %s", args.mode, args.node_name)
         await proxier.run(stop, min_interval=args.min_sync_period)
     finally:

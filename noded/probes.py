@@ -167,11 +167,12 @@ async def run_probe(
     on_change: Callable[[bool], None],
     *,
     gate: Callable[[], bool] = lambda: True,
+    until: Callable[[], bool] = lambda: False,
 ) -> None:
-    """Probe forever (until cancelled): wait the initial delay, then check every period while `gate`
-    allows (liveness/readiness wait for the startup probe)."""
+    """Probe until cancelled or `until()` holds (a startup probe ends once it succeeded): wait the
+    initial delay, then check every period while `gate` allows (liveness/readiness wait for startup)."""
     await asyncio.sleep(spec.initial_delay)
-    while True:
+    while not until():
         if gate():
             ok = await check()
             if result.observe(ok):

@@ -43,22 +43,6 @@ class SystemMounter:
         subprocess.run(["umount", "-l", path], check=False, capture_output=True)
 
 
-class RecordingMounter:
-    """For unit tests: remembers tmpfs mounts instead of making them."""
-
-    def __init__(self) -> None:
-        self.mounted: dict[str, int] = {}
-
-    def mount_tmpfs(self, path: str, size_bytes: int) -> None:
-        self.mounted[path] = size_bytes
-
-    def unmount(self, path: str) -> None:
-        self.mounted.pop(path, None)
-
-
-_: Mounter = RecordingMounter()
-
-
 def _write(path: str, data: bytes, mode: int) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"

@@ -24,7 +24,8 @@ from noded.errors import NodedError, PodSpecError
 from noded.events import EventRecorder
 from noded.interfaces import ApiClient, RuntimeClient
 from noded.podspec import container_config, container_mounts, resolve_env, sandbox_config
-from noded.probes import ProbeResult, ProbeSpec, make_check, run_probe
+from noded.prober import PodProbes
+from noded.probes import make_check
 from noded.status import Observed, phase, pod_status
 from noded.types import (
     LABEL_POD_UID,
@@ -86,10 +87,9 @@ class PodWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._waiting: dict[str, tuple[str, str]] = {}
-        self._ready: dict[str, bool] = {}
-        self._started: dict[str, bool] = {}
-        self._doomed: set[str] = set()  # container ids a probe decided to kill
-        self._probes: dict[str, list[asyncio.Task[None]]] = {}  # container id → its probe tasks
+        self.probes = PodProbes(
+            ctx.runtime, time_scale=ctx.probe_time_scale, on_change=self.wake, on_unhealthy=self._unhealthy
+        )
         self._status_cache: dict[str, Container] = {}  # finished containers never change
         self._ip_cache: dict[str, tuple[str, ...]] = {}
         self._volume_paths: dict[str, str] | None = None
@@ -118,7 +118,7 @@ class PodWorker:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self._cancel_probes(keep=set())
+        self.probes.cancel()
 
     @property
     def name(self) -> str:
@@ -143,7 +143,7 @@ class PodWorker:
                         await self._wake.wait()
                 self._wake.clear()
         finally:
-            self._cancel_probes(keep=set())
+            self.probes.cancel()
             self.done.set()
 
     def _later(self, seconds: float) -> None:
@@ -172,8 +172,8 @@ class PodWorker:
         return Observed(
             sandbox=sandbox,
             containers=by_name,
-            ready=dict(self._ready),
-            started=dict(self._started),
+            ready=dict(self.probes.ready),
+            started=dict(self.probes.started),
             waiting=dict(self._waiting),
             host_ip=self.ctx.host_ip,
             now=self.ctx.clock(),
@@ -215,8 +215,8 @@ class PodWorker:
         if await self._step_init(obs, policy):
             await self._step_containers(obs, policy)
         obs = await self.observe()
-        self._ensure_probes(obs)
-        obs.ready, obs.started = dict(self._ready), dict(self._started)  # probes of new containers start unready
+        self.probes.ensure((self.pod.get("spec") or {}).get("containers") or [], obs)
+        obs.ready, obs.started = dict(self.probes.ready), dict(self.probes.started)  # new containers start unready
         await self._report(obs)
         if phase(pod, obs) in TERMINAL:
             await self._finish(obs)
@@ -250,12 +250,12 @@ class PodWorker:
             c = obs.latest(spec["name"])
             if c is None:
                 await self._start(spec, "app", 0, obs)
-            elif c.state == ContainerState.RUNNING and c.id in self._doomed:
+            elif c.state == ContainerState.RUNNING and c.id in self.probes.doomed:
                 self.ctx.events.emit(
                     self.pod, "Killing", f"Container {c.name} failed a probe, will be restarted", container=c.name
                 )
                 await self.ctx.runtime.stop_container(c.id, _grace(self.pod))
-                self._doomed.discard(c.id)
+                self.probes.doomed.discard(c.id)
                 self.wake()
             elif c.state == ContainerState.EXITED and _restart(policy, c.exit_code):
                 await self._restart(spec, "app", c, obs)
@@ -366,88 +366,8 @@ class PodWorker:
         self._ip_cache.pop(sid, None)
         log.debug("pod %s: sandbox %s (attempt %d) in %.3fs", self.name, sid, attempt, time.monotonic() - began)
 
-    # -- probes --------------------------------------------------------------------------------
-    def _ensure_probes(self, obs: Observed) -> None:
-        specs = {c["name"]: c for c in (self.pod.get("spec") or {}).get("containers") or []}
-        running: set[str] = set()
-        for name, spec in specs.items():
-            c = obs.latest(name)
-            if c is None or c.state != ContainerState.RUNNING or obs.sandbox is None:
-                continue
-            running.add(c.id)
-            if c.id not in self._probes:
-                self._start_probes(c, spec, obs.sandbox.ips[0] if obs.sandbox.ips else "127.0.0.1")
-        self._cancel_probes(keep=running)
-
-    def _start_probes(self, c: Container, spec: dict[str, Any], pod_ip: str) -> None:
-        tasks: list[asyncio.Task[None]] = []
-        name, cid = c.name, c.id
-        loop = asyncio.get_running_loop()
-        has_startup = "startupProbe" in spec
-        if has_startup:
-            self._started[name] = False
-        else:
-            self._started.pop(name, None)
-        if "readinessProbe" in spec:
-            self._ready[name] = False
-        else:
-            self._ready.pop(name, None)
-
-        def started() -> bool:
-            return self._started.get(name, True)
-
-        for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
-            probe = spec.get(kind)
-            if not probe:
-                continue
-            pspec = ProbeSpec.from_api(probe, time_scale=self.ctx.probe_time_scale)
-            check = make_check(
-                probe, spec, container_id=cid, pod_ip=pod_ip, runtime=self.ctx.runtime, timeout=pspec.timeout
-            )
-            initial = kind == "livenessProbe"  # liveness starts as passing, the others as failing
-            result = ProbeResult(pspec, ok=initial, _streak_ok=initial)
-            on_change = self._probe_handler(kind, name, cid)
-            gate = (lambda: True) if kind == "startupProbe" else started
-            coro = run_probe(pspec, check, result, on_change, gate=gate)
-            if kind == "startupProbe":
-                coro = self._until_started(coro, name)
-            tasks.append(loop.create_task(coro, name=f"probe-{kind}-{cid}"))
-        self._probes[cid] = tasks
-
-    async def _until_started(self, probing: Any, name: str) -> None:
-        """A startup probe stops once it has succeeded."""
-        task = asyncio.ensure_future(probing)
-        try:
-            while not task.done():
-                if self._started.get(name, True):
-                    task.cancel()
-                    break
-                await asyncio.sleep(0.05)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    def _probe_handler(self, kind: str, name: str, cid: str) -> Callable[[bool], None]:
-        def on_change(ok: bool) -> None:
-            if cid not in self._probes:
-                return
-            if kind == "readinessProbe":
-                self._ready[name] = ok
-            elif kind == "startupProbe" and ok:
-                self._started[name] = True
-            elif not ok:  # failed liveness or startup: the container is killed and restarted
-                self._doomed.add(cid)
-                probe = "Liveness" if kind == "livenessProbe" else "Startup"
-                self.ctx.events.emit(self.pod, "Unhealthy", f"{probe} probe failed", warning=True, container=name)
-            self.wake()
-
-        return on_change
-
-    def _cancel_probes(self, keep: set[str]) -> None:
-        for cid in [k for k in self._probes if k not in keep]:
-            for task in self._probes.pop(cid):
-                task.cancel()
+    def _unhealthy(self, container: str, probe: str) -> None:
+        self.ctx.events.emit(self.pod, "Unhealthy", f"{probe} probe failed", warning=True, container=container)
 
     # -- status --------------------------------------------------------------------------------
     async def _report(self, obs: Observed) -> None:
@@ -471,7 +391,7 @@ class PodWorker:
     async def _finish(self, obs: Observed) -> None:
         """A pod that will not run again: its sandbox is stopped (containers stay for their logs)."""
         await self._report(obs)
-        self._cancel_probes(keep=set())
+        self.probes.cancel()
         if obs.sandbox is not None:
             await self.ctx.runtime.stop_pod_sandbox(obs.sandbox.id)
 
@@ -481,7 +401,7 @@ class PodWorker:
         everything the pod had on this node and release it in the API."""
         rt = self.ctx.runtime
         grace = _grace(self.pod)
-        self._cancel_probes(keep=set())
+        self.probes.cancel()
         obs = await self.observe()
         specs = {c["name"]: c for c in (self.pod.get("spec") or {}).get("containers") or []}
         running = [c for cs in obs.containers.values() for c in cs if c.state == ContainerState.RUNNING]

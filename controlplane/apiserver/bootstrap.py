@@ -1,6 +1,9 @@
 """Objects every cluster has from its first start: the system namespaces and the `kubernetes`
-Service in `default` (with its Endpoints and EndpointSlice) pointing at this API server. Applied at
-every start: missing objects are created, the endpoints follow the current address."""
+Service in `default` (with its Endpoints and EndpointSlice) pointing at this API server, and the
+default RBAC objects. Applied at every start: missing objects are created, the endpoints follow the
+current address, and default RBAC objects annotated `rbac.authorization.kubernetes.io/autoupdate:
+"true"` are reset to this version's rules (unless an admin set the annotation to "false" on the
+live object), so a role narrowed in a new version reaches clusters made by an older one."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from typing import Any
 
 from controlplane.apiserver.errors import AlreadyExists, ApiError, NotFound
 from controlplane.apiserver.registry import Registry
-from controlplane.auth import NODE_BOOTSTRAP_GROUP, new_bootstrap_token
+from controlplane.auth import AUTOUPDATE, NODE_BOOTSTRAP_GROUP, new_bootstrap_token
 from controlplane.pki import write_private
 from controlplane.resources import ENDPOINTS, ENDPOINTSLICES, NAMESPACES, SECRETS, SERVICES, Resource, for_kind
 
@@ -87,6 +90,8 @@ async def _ensure(
         return
     if all(current.get(k) == obj.get(k) for k in sync):
         return
+    if (current["metadata"].get("annotations") or {}).get(AUTOUPDATE) == "false":
+        return  # the admin took this object over
 
     def apply(live: dict[str, Any]) -> dict[str, Any]:
         for k in sync:
@@ -112,9 +117,17 @@ async def ensure_cluster_objects(
             log.warning("bootstrap object of unknown kind %s/%s skipped", obj.get("apiVersion"), obj.get("kind"))
             continue
         try:
-            await _ensure(reg, res, obj["metadata"].get("namespace"), obj)
+            await _ensure(reg, res, obj["metadata"].get("namespace"), obj, sync=_autoupdated_fields(obj))
         except ApiError as err:
             log.warning("bootstrap object %s %s: %s", res.kind, obj["metadata"].get("name"), err)
+
+
+def _autoupdated_fields(obj: dict[str, Any]) -> tuple[str, ...]:
+    """What of a default object is kept current: a role's rules, a binding's subjects (roleRef is
+    immutable), and nothing for objects without the autoupdate annotation."""
+    if (obj["metadata"].get("annotations") or {}).get(AUTOUPDATE) != "true":
+        return ()
+    return ("subjects",) if obj.get("kind", "").endswith("Binding") else ("rules",)
 
 
 def bootstrap_token_secret(token: str, groups: str) -> dict[str, Any]:

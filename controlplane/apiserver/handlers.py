@@ -18,6 +18,7 @@ import yaml
 from aiohttp import web
 
 from controlplane.apiserver import discovery, protobuf, subresources, watch
+from controlplane.apiserver import metrics as server_metrics
 from controlplane.apiserver.apply import apply as server_side_apply
 from controlplane.apiserver.cache import Entry
 from controlplane.apiserver.errors import (
@@ -52,6 +53,7 @@ MAX_BODY = 3 * 1024 * 1024  # Kubernetes' request size limit (3 MiB)
 JSON = "application/json"
 
 ANONYMOUS = UserInfo("system:anonymous", ("system:unauthenticated",))
+ATTRS = web.RequestKey("attrs", RequestAttributes)  # what a request asks for, once parsed (for metrics)
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
@@ -124,6 +126,7 @@ class ApiHandlers:
         self.connect = connect
         self.issue_token = issue_token
         self.ready = False
+        self.requests = server_metrics.RequestCounter()
         self._stopping = asyncio.Event()
 
     def stop_watches(self) -> None:
@@ -138,6 +141,19 @@ class ApiHandlers:
     async def _errors(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
+        resp = await self._answer(request, handler)
+        attrs = request.get(ATTRS)
+        if attrs is None:
+            self.requests.observe(request.method, "", resp.status)
+        else:
+            resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
+            self.requests.observe(attrs.verb, resource, resp.status)
+        return resp
+
+    async def _answer(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """The handler's response, with every error turned into a `metav1.Status` response."""
         try:
             return await handler(request)
         except ApiError as err:
@@ -173,7 +189,8 @@ class ApiHandlers:
                 raise Unauthorized("Unauthorized")
         request[USER] = user
         attrs = request_attributes(request.method, request.path, request.query, user)
-        if self.security is not None and user is not ANONYMOUS:
+        request[ATTRS] = attrs
+        if self.security is not None:  # anonymous requests too: RBAC says what of the public paths they get
             await self.security.authorize(attrs)
         if not attrs.resource_request:
             return await self._non_resource(request)
@@ -205,6 +222,9 @@ class ApiHandlers:
             if path.startswith("/readyz") and not self.ready:
                 return web.Response(text="[-]informer-sync failed: not ready\nreadyz check failed", status=500)
             return web.Response(text="ok")
+        if path == "/metrics":
+            body = server_metrics.render(self.requests).encode()
+            return web.Response(body=body, headers={"Content-Type": server_metrics.CONTENT_TYPE})
         if path == "/version":
             return json_response(discovery.version_info())
         if path in ("/api", "/apis") and discovery.wants_aggregated(request.headers.get("Accept", "")):

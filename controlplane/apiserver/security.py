@@ -26,8 +26,9 @@ Obj = dict[str, Any]
 
 USER = web.RequestKey("user", UserInfo)  # who a request acts as, set once it is authenticated
 
-# What an anonymous client may see: health and version (Kubernetes' system:public-info-viewer).
-PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")
+# What an anonymous client may ask for (RBAC still decides): health and version (Kubernetes'
+# system:public-info-viewer), and the cluster-info ConfigMap a joining node reads the CA from.
+PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version", "/api/v1/namespaces/kube-public/configmaps/cluster-info")
 
 
 def is_public(path: str) -> bool:

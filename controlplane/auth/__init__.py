@@ -14,7 +14,13 @@ bindings. `default_objects()` lists the RBAC objects to create at first start.
 """
 
 from controlplane.auth.authn import Authenticator, CredentialSource, load_token_file, user_from_peercert
-from controlplane.auth.bootstrap import NODE_BOOTSTRAP_GROUP, default_objects
+from controlplane.auth.bootstrap import (
+    AUTOUPDATE,
+    CLUSTER_INFO,
+    NODE_BOOTSTRAP_GROUP,
+    NODE_CERTIFICATE_PATH,
+    default_objects,
+)
 from controlplane.auth.errors import AuthError, InvalidToken
 from controlplane.auth.rbac import Authorizer, RBACSource, forbidden_message
 from controlplane.auth.request_info import request_attributes
@@ -29,7 +35,10 @@ from controlplane.auth.tokens import (
 from controlplane.auth.types import Decision, RequestAttributes, UserInfo
 
 __all__ = [
+    "AUTOUPDATE",
+    "CLUSTER_INFO",
     "NODE_BOOTSTRAP_GROUP",
+    "NODE_CERTIFICATE_PATH",
     "AuthError",
     "Authenticator",
     "Authorizer",

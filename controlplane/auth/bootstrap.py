@@ -13,13 +13,22 @@ from typing import Any
 from controlplane.auth.types import ALL_AUTHENTICATED, ALL_UNAUTHENTICATED, MASTERS, NODES_GROUP
 
 __all__ = [
+    "AUTOUPDATE",
+    "CLUSTER_INFO",
     "NODE_BOOTSTRAP_GROUP",
+    "NODE_CERTIFICATE_PATH",
     "default_cluster_role_bindings",
     "default_cluster_roles",
     "default_objects",
 ]
 
 NODE_BOOTSTRAP_GROUP = "system:bootstrappers:nodes"
+# Where a joining node gets its client certificate signed (see controlplane/apiserver/nodecerts.py).
+NODE_CERTIFICATE_PATH = "/tinykube/node-certificate"
+# The public ConfigMap (namespace, name) a joining node reads the cluster CA from, like kubeadm's.
+CLUSTER_INFO = ("kube-public", "cluster-info")
+MONITORING_GROUP = "system:monitoring"
+AUTOUPDATE = "rbac.authorization.kubernetes.io/autoupdate"
 _RBAC = "rbac.authorization.k8s.io"
 _READ = ["get", "list", "watch"]
 _WRITE = ["create", "delete", "deletecollection", "patch", "update"]
@@ -61,12 +70,15 @@ _WORKLOADS: dict[str, list[str]] = {
 }
 
 
-def _meta(name: str) -> dict[str, Any]:
-    return {
+def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {
         "name": name,
         "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
-        "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"},
+        "annotations": {AUTOUPDATE: "true"},
     }
+    if namespace:
+        meta["namespace"] = namespace
+    return meta
 
 
 def _role(name: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
@@ -166,6 +178,8 @@ def default_cluster_roles() -> list[dict[str, Any]]:
                 _rule(["discovery.k8s.io"], ["endpointslices"], _READ),
             ],
         ),
+        _role("system:monitoring", [{"nonResourceURLs": ["/metrics", "/healthz", "/livez", "/readyz"], "verbs": ["get"]}]),
+        _role("system:node-bootstrapper", [{"nonResourceURLs": [NODE_CERTIFICATE_PATH], "verbs": ["post"]}]),
         _role(
             "system:node-proxier",
             [
@@ -189,9 +203,31 @@ def default_cluster_role_bindings() -> list[dict[str, Any]]:
         ),
         _binding("system:node", "system:node", [("Group", NODES_GROUP), ("Group", NODE_BOOTSTRAP_GROUP)]),
         _binding("system:node-proxier", "system:node-proxier", [("User", "system:kube-proxy")]),
+        _binding("system:monitoring", "system:monitoring", [("Group", MONITORING_GROUP)]),
+        _binding("system:node-bootstrapper", "system:node-bootstrapper", [("Group", NODE_BOOTSTRAP_GROUP)]),
     ]
+
+
+def cluster_info_access() -> list[dict[str, Any]]:
+    """Anonymous clients may read the one public ConfigMap holding the CA (a node that joins has no
+    trusted CA yet; it checks the content against its token or a CA hash instead)."""
+    namespace, name = CLUSTER_INFO
+    role = {
+        "apiVersion": f"{_RBAC}/v1",
+        "kind": "Role",
+        "metadata": _meta("system:cluster-info-reader", namespace),
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [name], "verbs": ["get"]}],
+    }
+    binding = {
+        "apiVersion": f"{_RBAC}/v1",
+        "kind": "RoleBinding",
+        "metadata": _meta("system:cluster-info-reader", namespace),
+        "roleRef": {"apiGroup": _RBAC, "kind": "Role", "name": "system:cluster-info-reader"},
+        "subjects": [{"apiGroup": _RBAC, "kind": "User", "name": "system:anonymous"}],
+    }
+    return [role, binding]
 
 
 def default_objects() -> list[dict[str, Any]]:
     """Roles first, then bindings: the order to create them in."""
-    return [*default_cluster_roles(), *default_cluster_role_bindings()]
+    return [*default_cluster_roles(), *default_cluster_role_bindings(), *cluster_info_access()]

@@ -13,6 +13,13 @@ of the table before it adds a rule, and 20k anonymous sets at 10k services made 
 ~300 ms and the full load 5× slower (measured in bench/proxy_sync.py's netns). Endpoint choice is
 therefore a chain of `numgen random mod (N-j) 0` rules, the scheme iptables' `statistic` uses.
 
+What one endpoint change costs at 10k services (~100-150 ms here, issue goal 50 ms) is mostly not
+the tool: changing rules of a chain reachable from a base chain (our DNAT rules) makes the kernel
+validate the whole table at commit (210k rules), while a rule added to an unreachable chain costs
+~20 ms. Meeting the goal needs endpoint choice in map elements instead of rules (e.g. one data map
+keyed by `numgen random mod N offset <service base>`), so an endpoint change edits elements only.
+Masquerade marks are set inline rather than through a marking chain: fewer jumps to validate.
+
 Hairpin traffic (an endpoint reaching its own Service) is marked for masquerade when the source is any
 endpoint of the port, not only the chosen one: without per-endpoint chains the choice is not known
 before DNAT, and masquerading a little more than needed is harmless.
@@ -92,7 +99,7 @@ def port_rules(port: ServicePort, endpoints: tuple[Endpoint, ...], config: Proxy
         rules = []
         if port.cluster_ip and (config.masquerade_all or config.cluster_cidr):
             src = f" ip saddr != {config.cluster_cidr}" if config.cluster_cidr and not config.masquerade_all else ""
-            rules.append(f"ip daddr {port.cluster_ip} {proto} dport {port.port}{src} jump mark-for-masquerade")
+            rules.append(f"ip daddr {port.cluster_ip} {proto} dport {port.port}{src} {mark}")
         out.chains[svc] = rules + hairpin + _pick(port, sel.all_cluster, proto, out)
     if (port.internal_policy_local or port.external_policy_local) and sel.local:
         out.chains[svl] = hairpin + _pick(port, sel.local, proto, out)
@@ -107,10 +114,10 @@ def port_rules(port: ServicePort, endpoints: tuple[Endpoint, ...], config: Proxy
     if sel.all_cluster:
         if port.external_policy_local:
             rules = [f"ip saddr {config.cluster_cidr} goto {svc}"] if config.cluster_cidr else []
-            rules += ["fib saddr type local jump mark-for-masquerade", f"fib saddr type local goto {svc}"]
+            rules += [f"fib saddr type local {mark}", f"fib saddr type local goto {svc}"]
             out.chains[ext] = rules + ([f"goto {svl}"] if sel.local else [])
         else:
-            out.chains[ext] = ["jump mark-for-masquerade", f"goto {svc}"]
+            out.chains[ext] = [mark, f"goto {svc}"]
     verdict = "" if sel.external else (REJECT if not sel.all_cluster else "drop")
     for ip in (*port.external_ips, *port.load_balancer_ips):
         key = f"{ip} . {proto} . {port.port}"
@@ -155,7 +162,6 @@ def _fixed_chains(config: ProxyConfig) -> dict[str, list[str]]:
     ]
     localnet = "ip saddr != 127.0.0.0/8 ip daddr 127.0.0.0/8 ct status & dnat == 0 ct state new drop"
     return {
-        "mark-for-masquerade": [f"meta mark set meta mark | {mark}"],
         "masquerading": [
             f"meta mark & {mark} == 0 return",
             f"meta mark set meta mark ^ {mark}",
@@ -189,7 +195,7 @@ def _full(state: DesiredState, config: ProxyConfig) -> Iterator[str]:
     chains a batch at a time (a chain before the chains that jump to it), and the map elements last."""
     t = f"{FAMILY} {TABLE}"
     maps = "".join(f"\tmap {name} {{ type {typ}; }}\n" for name, typ in MAP_TYPES.items())
-    # The fixed chains come first: service chains jump to them (mark-for-masquerade, reject-chain).
+    # The fixed chains come first: map elements name reject-chain.
     yield f"add table {t}\ndelete table {t}\ntable {t} {{\n{maps}}}\n" + _block({}, _fixed_chains(config).items())
     elements: dict[str, dict[str, str]] = {m: {} for m in MAP_TYPES}
     batch: list[NftPortRules] = []

@@ -181,22 +181,26 @@ def test_python_client_watch_sees_add_modify_delete(server: ServerHandle) -> Non
     api = client.CoreV1Api(config.new_client_from_config(server.kubeconfig))
     seen: list[tuple[str, str]] = []
     started = threading.Event()
+    # The watch is established once it has sent this marker's initial ADDED event.
+    api.create_namespaced_config_map("default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="marker")))
 
     def run() -> None:
         w = watch.Watch()
-        started.set()
         for ev in w.stream(api.list_namespaced_config_map, "default", timeout_seconds=4):
             seen.append((ev["type"], ev["object"].metadata.name))
+            if ev["object"].metadata.name == "marker":
+                started.set()
             if ev["type"] == "DELETED" and ev["object"].metadata.name == "watched":
                 w.stop()
 
     t = threading.Thread(target=run)
     t.start()
-    started.wait()
+    assert started.wait(10)
     api.create_namespaced_config_map("default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="watched")))
     api.patch_namespaced_config_map("watched", "default", {"data": {"x": "y"}})
     api.delete_namespaced_config_map("watched", "default")
     t.join(10)
+    api.delete_namespaced_config_map("marker", "default")
     api.api_client.close()
     assert [s for s in seen if s[1] == "watched"][-3:] == [
         ("ADDED", "watched"),

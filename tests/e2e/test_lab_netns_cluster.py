@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -100,9 +101,9 @@ spec:
 """
 FETCH = (
     "import sys, urllib.request\n"
-    "for url in sys.argv[1:]:\n"
+    "for url in sys.argv[2:]:\n"
     "    try:\n"
-    "        print(urllib.request.urlopen(url, timeout=3).read().decode().strip())\n"
+    "        print(urllib.request.urlopen(url, timeout=float(sys.argv[1])).read().decode().strip())\n"
     "    except OSError as err:\n"
     "        print(f'error {err}')\n"
 )
@@ -121,10 +122,10 @@ class Cluster:
         assert res.returncode == 0, f"kubectl {' '.join(args)}: {res.stderr}"
         return res.stdout
 
-    def fetch_from(self, netns_name: str, *urls: str) -> list[str]:
+    def fetch_from(self, netns_name: str, *urls: str, timeout: float = 3.0) -> list[str]:
         """GET each url from inside a lab namespace (a node's, or the hub's)."""
         res = subprocess.run(
-            ["ip", "netns", "exec", netns_name, sys.executable, "-c", FETCH, *urls],
+            ["ip", "netns", "exec", netns_name, sys.executable, "-c", FETCH, str(timeout), *urls],
             capture_output=True,
             text=True,
             timeout=60,
@@ -133,19 +134,17 @@ class Cluster:
         return res.stdout.splitlines()
 
 
-def _orphans() -> set[int]:
-    """Processes whose parent is this pid namespace's init: daemons a lab started and left behind."""
-    found = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except FileNotFoundError:
-                continue
-            if fields[1] == "1" and fields[0] != "Z":
-                found.add(int(entry))
-    return found
+def _running_pids(pids: set[int]) -> set[int]:
+    """Those of pids that still run (not zombies)."""
+    alive = set()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    alive.add(pid)
+        except FileNotFoundError:
+            continue
+    return alive
 
 
 @pytest.fixture(scope="module", params=["static", "vxlan"])
@@ -154,7 +153,6 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
     lab = plan(3, name=f"e{uuid.uuid4().hex[:6]}", mode=request.param)
     state_dir = tmp_path_factory.mktemp("lab") / "state"
-    before = _orphans()
     state = netns.up(lab, state_dir=state_dir, daemons=TinykubeDaemons(), api_port=0, timeout=120)
     c = Cluster(lab, state)
     try:
@@ -164,14 +162,13 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         c.kubectl("wait", "--for=condition=Ready", "pod", "--all", "--timeout=90s", timeout=100)
         yield c
     finally:
+        # Everything the lab runs: its daemons and whatever they started (pods included).
+        lab_pids = netns_cgroups.pids(state.cgroups) | {r.pid for r in state.processes}
         if netns_state.exists(state_dir):
             netns.down(state_dir)
     assert not [n for n in lab.netns_names if os.path.exists(f"/run/netns/{n}")]
     assert not [d for d in state.cgroups.dirs if os.path.exists(d)]
-    deadline = time.monotonic() + 5
-    while _orphans() - before and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _orphans() - before
+    assert not _running_pids(lab_pids)
 
 
 def _pod_ips(c: Cluster) -> dict[str, str]:
@@ -246,7 +243,7 @@ def test_node_port_answers_on_every_node_address_from_outside_the_nodes(cluster:
 def test_external_traffic_policy_local_node_port_answers_only_on_nodes_with_an_endpoint(cluster: Cluster) -> None:
     port = cluster.kubectl("get", "svc", "web-local", "-o", "jsonpath={.spec.ports[0].nodePort}")
     urls = [f"http://{n.ip}:{port}/index.html" for n in cluster.lab.nodes]
-    answers = cluster.fetch_from(cluster.lab.hub_netns, *urls)
+    answers = cluster.fetch_from(cluster.lab.hub_netns, *urls, timeout=1.0)  # the others drop: time out
     assert answers[0] == "web1"
     assert all(a.startswith("error") for a in answers[1:]), answers
 
@@ -296,6 +293,10 @@ def _spread_pods(c: Cluster) -> list[dict[str, Any]]:
     return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
 
 
+def _running(c: Cluster) -> list[dict[str, Any]]:
+    return [p for p in _spread_pods(c) if p["status"].get("phase") == "Running"]
+
+
 def _until(what: str, check: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -319,8 +320,7 @@ def test_a_frozen_node_goes_not_ready_and_its_pods_are_recreated_on_the_others(c
         _until(f"{victim} is not Ready", lambda: _ready(cluster, victim) in ("Unknown", "False"), 75)
 
         def recreated() -> bool:
-            pods = _spread_pods(cluster)
-            running = [p for p in pods if p["status"].get("phase") == "Running"]
+            running = _running(cluster)
             return len(running) == 3 and all(p["spec"]["nodeName"] != victim for p in running)
 
         _until("the spread pods run on the other nodes", recreated, 60)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,13 +149,49 @@ def test_kubectl_exec_returns_output_and_exit_code(cluster: Cluster) -> None:
     assert "oops" in out.stderr
 
 
+def test_exec_with_stdin_is_refused_with_a_clear_message_not_a_hang(cluster: Cluster) -> None:
+    # Interactive sessions need the runtime's streaming Exec, which tinykube's cri does not serve yet.
+    out = cluster.ns.run(
+        ["env", f"HOME={cluster.home}", "kubectl", "--kubeconfig", cluster.kubeconfig, "exec", "-i", "feat", "--",
+         "cat"],
+        check=False, input="x\n", timeout=30,
+    )  # fmt: skip
+    assert out.returncode != 0
+    assert "not supported" in out.stderr
+
+
 def test_volumes_are_mounted_into_the_container(cluster: Cluster) -> None:
     assert cluster.kubectl("exec", "feat", "--", "cat", "/etc/sec/password").strip() == "s3cr3t"
     assert 'tier="test"' in cluster.kubectl("exec", "feat", "--", "cat", "/etc/podinfo/labels")
     mounts = cluster.kubectl("exec", "feat", "--", "cat", "/proc/mounts")
     assert any(line.split()[1] == "/scratch" and line.split()[2] == "tmpfs" for line in mounts.splitlines())
     sa = cluster.kubectl("exec", "feat", "--", "ls", "/var/run/secrets/kubernetes.io/serviceaccount")
-    assert {"ca.crt", "namespace"} <= set(sa.split())
+    assert {"ca.crt", "namespace", "token"} <= set(sa.split())
+
+
+def test_resource_limits_reach_the_container_cgroup(cluster: Cluster) -> None:
+    root = Path("/sys/fs/cgroup/memory", cluster.cgroup_root)
+    limits = {p.read_text().strip() for p in root.rglob("memory.limit_in_bytes")}
+    assert str(64 << 20) in limits
+    quotas = {p.read_text().strip() for p in Path("/sys/fs/cgroup/cpu", cluster.cgroup_root).rglob("cpu.cfs_quota_us")}
+    assert "50000" in quotas
+
+
+def test_projected_token_authenticates_to_the_api_server_through_the_kubernetes_service(cluster: Cluster) -> None:
+    token = cluster.kubectl("exec", "feat", "--", "cat", "/var/run/secrets/kubernetes.io/serviceaccount/token")
+    env = cluster.kubectl("exec", "feat", "--", "env")
+    assert "KUBERNETES_SERVICE_HOST=10.96.0.1" in env
+    # 401 would mean the token is not accepted; a ServiceAccount without RBAC grants gets 200 or 403.
+    script = (
+        "import ssl, sys, urllib.request, urllib.error\n"
+        "ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE\n"
+        "req = urllib.request.Request('https://10.96.0.1/api/v1/namespaces/default/pods',"
+        " headers={'Authorization': 'Bearer ' + sys.argv[1]})\n"
+        "try:\n    print(urllib.request.urlopen(req, context=ctx, timeout=5).status)\n"
+        "except urllib.error.HTTPError as e:\n    print(e.code)\n"
+    )
+    out = cluster.ns.run([sys.executable, "-I", "-c", script, token.strip()])
+    assert out.stdout.strip() in ("200", "403"), out
 
 
 def test_crashing_container_shows_crashloopbackoff_and_previous_logs(cluster: Cluster) -> None:

@@ -39,7 +39,7 @@ for _ in range(limit):
     if (stop_file and os.path.exists(stop_file)) or time.monotonic() > deadline:
         break
     try:
-        with opener.open(url, timeout=2) as r:
+        with opener.open(url, timeout=5) as r:
             body = r.read().decode().strip()
         seen[body] = seen.get(body, 0) + 1
     except Exception as e:
@@ -127,9 +127,11 @@ def running_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluste
     ns.run(["ip", "route", "add", "default", "via", "172.31.255.2", "dev", "tkn0"])
     with scratch_cgroup() as cg:
         log = open(data_dir / "up.out", "wb")  # noqa: SIM115 - the child's stdout, closed below
-        proc = ns.popen(
-            [sys.executable, "-m", "tinykube", "up", "--data-dir", str(data_dir), "--node-name", NODE_NAME,
-             "--node-ip", NODE_IP, "--cgroup-root", cg.name, "--ready-timeout", "60",
+        # nsenter, not `ip netns exec`: the latter remounts /sys, hiding the cgroup hierarchies from cri.
+        proc = subprocess.Popen(
+            ["nsenter", f"--net={ns.path}", "--", sys.executable, "-m", "tinykube", "up",
+             "--data-dir", str(data_dir), "--node-name", NODE_NAME, "--node-ip", NODE_IP,
+             "--cgroup-root", cg.name, "--ready-timeout", "60",
              "--node-arg=--backoff-initial=1", "--node-arg=--backoff-max=4"],
             stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO),
         )  # fmt: skip

@@ -140,3 +140,17 @@ def test_namespaced_sysctls_apply_to_the_pod_and_node_wide_ones_are_refused(cri)
         cri.run_pod("bad", linux=bad)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "vm.swappiness" in err.value.details()
+
+
+def test_failed_pause_holder_start_leaves_nothing_behind(cri):
+    # An unknown (but namespaced-looking) sysctl makes the holder fail after it unshared.
+    linux = api_pb2.LinuxPodSandboxConfig(
+        cgroup_parent=f"/{cri.cgroup_name}/pod-bad", sysctls={"net.ipv4.no_such_knob": "1"}
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        cri.run_pod("bad", linux=linux)
+    assert err.value.code() == grpc.StatusCode.INTERNAL
+    assert "no_such_knob" in err.value.details()
+    assert cri.rt.ListPodSandbox(api_pb2.ListPodSandboxRequest()).items == []
+    assert os.listdir(os.path.join(cri.handle.root, "sandboxes")) == []
+    assert not os.path.exists(cri.cgroup_dir("memory", "pod-bad"))

@@ -111,12 +111,28 @@ def test_port_forward_reaches_a_port_inside_the_pod(cri):
     assert got == b"hello-from-pod\n"
 
 
-def test_exec_needs_a_stream_and_attach_is_unimplemented(cri):
+def test_exec_and_attach_need_a_stream_and_a_matching_tty(cri):
     sid, config = cri.run_pod("p")
     cid = cri.run(sid, config, ["sleep", "60"])
-    with pytest.raises(grpc.RpcError) as err:
-        cri.rt.Exec(api_pb2.ExecRequest(container_id=cid, cmd=["ls"]))
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    with pytest.raises(grpc.RpcError) as err:
-        cri.rt.Attach(api_pb2.AttachRequest(container_id=cid, stdout=True))
-    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    for call in (
+        lambda: cri.rt.Exec(api_pb2.ExecRequest(container_id=cid, cmd=["ls"])),
+        lambda: cri.rt.Attach(api_pb2.AttachRequest(container_id=cid)),
+        lambda: cri.rt.Attach(api_pb2.AttachRequest(container_id=cid, stdout=True, tty=True)),
+    ):
+        with pytest.raises(grpc.RpcError) as err:
+            call()
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_attach_feeds_stdin_and_streams_output_until_the_container_exits(cri):
+    sid, config = cri.run_pod("p")
+    script = 'while read line; do echo "got $line"; echo "err $line" >&2; done; echo bye'
+    cid = cri.run(sid, config, ["sh", "-c", script], stdin=True)
+    url = cri.rt.Attach(api_pb2.AttachRequest(container_id=cid, stdin=True, stdout=True, stderr=True)).url
+    out, status = in_netns(cri.netns, lambda: _exec_session(url, send=[b"\x00hello\n", b"\xff\x00"]))
+    assert out[1] == b"got hello\nbye\n"
+    assert out[2] == b"err hello\n"
+    assert status["status"] == "Success"
+    st = cri.wait_exited(cid)
+    assert st.exit_code == 0
+    assert any(line.endswith("stdout F got hello") for line in cri.log_lines("p"))

@@ -13,8 +13,8 @@ from controlplane.resources import PODS
 from noded.backoff import Backoff
 from noded.events import EventRecorder
 from noded.manager import PodManager
-from noded.testing import FakeApi, FakeRuntime
-from noded.volumes import PodVolumes, RecordingMounter
+from noded.testing import FakeApi, FakeRuntime, RecordingMounter
+from noded.volumes import PodVolumes
 from noded.worker import NodeContext
 
 NODE = "node-a"

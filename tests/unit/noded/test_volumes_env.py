@@ -11,8 +11,8 @@ import pytest
 from controlplane.resources import CONFIGMAPS, SECRETS
 from noded.errors import PodSpecError
 from noded.podspec import resolve_env
-from noded.testing import FakeApi
-from noded.volumes import PodVolumes, RecordingMounter
+from noded.testing import FakeApi, RecordingMounter
+from noded.volumes import PodVolumes
 
 
 def _b64(text: str) -> str:
