@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from controlplane.apiserver.server import ServerConfig, serve
+from controlplane.controllers.config import ControllerConfig
 from controlplane.storage import StorageError
 
 
@@ -32,6 +33,16 @@ def _cidr(value: str) -> str:
     return value
 
 
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {value!r}") from err
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value!r}")
+    return seconds
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tinykube server", description=__doc__)
     p.add_argument("--data-dir", default="/var/lib/tinykube/controlplane", help="state, certificates")
@@ -45,11 +56,50 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--event-ttl", type=float, default=3600.0, help="seconds an Event is kept (default 3600)")
     p.add_argument("--compaction-interval", type=float, default=300.0, help="seconds between store compactions")
     p.add_argument("--no-controllers", action="store_true", help="run only the API server")
+    p.add_argument(
+        "--node-monitor-grace",
+        type=_seconds,
+        default=ControllerConfig.node_monitor_grace,
+        help="seconds without a heartbeat before a node is Ready=Unknown (default 40)",
+    )
+    p.add_argument(
+        "--pod-eviction-timeout",
+        type=_seconds,
+        default=float(ControllerConfig.default_toleration_seconds),
+        help="seconds pods stay on a not-ready/unreachable node unless they tolerate it longer (default 300)",
+    )
+    p.add_argument(
+        "--no-leader-elect", action="store_true", help="run the controllers without the leader-election Lease"
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging and an access log line per request")
     return p
 
 
+def token_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tinykube server token", description="the node join token")
+    sub = p.add_subparsers(dest="action", required=True)
+    create = sub.add_parser("create", help="print the join token (`tinykube node join --token`)")
+    create.add_argument("--data-dir", default="/var/lib/tinykube/controlplane", help="the server's --data-dir")
+    return p
+
+
+def token_main(argv: Sequence[str]) -> int:
+    """`tinykube server token create`: the token the server made at its first start (kept in
+    `<data-dir>/node-token` and as a bootstrap Secret, so it is valid while that Secret exists)."""
+    args = token_parser().parse_args(list(argv))
+    path = Path(args.data_dir) / "node-token"
+    try:
+        token = path.read_text().strip()
+    except OSError as err:
+        print(f"tinykube server token: {path}: {err.strerror} (has the server started once?)", file=sys.stderr)
+        return 1
+    print(token)
+    return 0
+
+
 def main(argv: Sequence[str]) -> int:
+    if list(argv[:1]) == ["token"]:
+        return token_main(argv[1:])
     args = parser().parse_args(list(argv))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -71,13 +121,23 @@ def main(argv: Sequence[str]) -> int:
         compaction_interval=args.compaction_interval,
         access_log=args.verbose,
     )
+    controllers = ControllerConfig(
+        node_monitor_grace=args.node_monitor_grace,
+        default_toleration_seconds=int(args.pod_eviction_timeout),
+    )
 
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(cfg, stop=stop, controllers=not args.no_controllers)
+        await serve(
+            cfg,
+            stop=stop,
+            controllers=not args.no_controllers,
+            controller_config=controllers,
+            leader_elect=not args.no_leader_elect,
+        )
 
     try:
         asyncio.run(run())

@@ -139,6 +139,23 @@ def sign_client_public_key(ca: CA, public_key_pem: bytes, common_name: str, grou
     return _leaf(ca, common_name, orgs=groups, server=False, public_key_pem=public_key_pem).cert_pem
 
 
+def ca_hash(cert_pem: bytes) -> str:
+    """`sha256:<hex>` of the certificate's SubjectPublicKeyInfo — kubeadm's `--discovery-token-ca-cert-hash`
+    form, so a node can pin the CA before it trusts anything the server sends."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(spki)
+    return "sha256:" + digest.finalize().hex()
+
+
+def new_key_pair() -> tuple[bytes, bytes]:
+    """(private key PEM, public key PEM) for a client that has its public key certified."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return _key_pem(key), public
+
+
 def issue_serving_cert(ca: CA, *, hosts: Iterable[str]) -> CertKey:
     dns, ips = [], []
     for host in dict.fromkeys(hosts):

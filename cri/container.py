@@ -10,6 +10,7 @@ import secrets
 import selectors
 import shutil
 import signal
+import socket
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -321,8 +322,10 @@ class Containers:
         spec = ExecLaunch(container_pid=seen.pid, cgroup_procs=launch.cgroup_procs, process=process, tty=tty)
         st_r, st_w = os.pipe()
         if tty:
-            master, slave = os.openpty()
-            child_fds, stream = (slave, slave, slave, st_w), ExecStream(master, master, -1, st_r, tty=True)
+            # The command opens its pty on the container's devpts and sends us the master (init.take_terminal).
+            mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            slave = theirs.detach()
+            child_fds, stream = (slave, slave, slave, st_w), ExecStream(-1, -1, -1, st_r, tty=True)
         else:
             in_r, in_w = os.pipe()
             out_r, out_w = os.pipe()
@@ -336,6 +339,8 @@ class Containers:
         finally:
             for fd in set(child_fds):
                 os.close(fd)
+        if tty:
+            stream.stdin = stream.stdout = _receive_terminal(mine, stream)
         return stream
 
     def attach_address(self, container_id: str) -> str:
@@ -416,6 +421,23 @@ def _collect_exec(out_r: int, err_r: int, st_r: int, timeout: float, processes: 
     if "exit_code" not in status:
         raise RuntimeFailure("exec: the command's monitor ended without an exit code")
     return ExecResult(bytes(buffers[out_r]), bytes(buffers[err_r]), int(status["exit_code"]))
+
+
+def _receive_terminal(channel: socket.socket, stream: ExecStream) -> int:
+    """The pty master an exec'd command sends once it has its terminal; or its startup error."""
+    with channel:
+        channel.settimeout(30)
+        try:
+            _, fds, _, _ = socket.recv_fds(channel, 16, 1)
+        except OSError as err:
+            stream.close()
+            raise RuntimeFailure(f"exec: no terminal from the command: {err}") from err
+    if not fds:
+        with os.fdopen(os.dup(stream.status), "rb") as f:
+            status = _status_lines(bytearray(f.read()))
+        stream.close()
+        raise RuntimeFailure(f"exec: {status.get('error', 'the command exited before it had a terminal')}")
+    return fds[0]
 
 
 def _status_lines(data: bytearray) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import os
 import signal
+import socket
 import termios
 from collections.abc import Mapping
 
@@ -81,22 +82,36 @@ def exec_process(proc: ProcessSpec) -> None:
     os.execve(program, proc.args, env)
 
 
+def take_terminal() -> None:
+    """Open a pty on the container's own devpts (so `tty` names it inside), hand the master to
+    whoever listens on the unix socket we have as stdin, and make the slave our controlling terminal."""
+    master, slave = os.openpty()
+    with socket.socket(fileno=os.dup(0)) as channel:
+        socket.send_fds(channel, [b"pty"], [master])
+    os.close(master)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    os.close(slave)
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 def start_container(spec: ContainerLaunch) -> None:
     """In the container's first process (already in the pod's pid namespace, if any)."""
     join_cgroup(spec.cgroup_procs)
     join_namespaces(spec.namespaces, ("ipc", "uts", "net"))
     enter_rootfs(spec)
+    if spec.tty:
+        take_terminal()
     exec_process(spec.process)
 
 
 def start_exec(spec: ExecLaunch) -> None:
     """In an exec'd process: the container's cgroup and every namespace of its first process."""
-    if spec.tty:
-        # Our own session with the pty on stdin as controlling terminal (job control, ^C).
-        os.setsid()
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     join_cgroup(spec.cgroup_procs)
     ns = {kind: f"/proc/{spec.container_pid}/ns/{kind}" for kind in ("ipc", "uts", "net", "mnt")}
     join_namespaces(ns, ("ipc", "uts", "net", "mnt"))
     os.chdir(spec.process.cwd or "/")
+    if spec.tty:
+        take_terminal()
     exec_process(spec.process)

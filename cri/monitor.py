@@ -60,6 +60,13 @@ def _fork_child(pid_ns: str, start: Any, *, stdio: tuple[int, int, int]) -> tupl
     return pid, err_r
 
 
+def _receive_terminal(channel: socket.socket) -> int:
+    """The pty master the container sends (or -1 if it failed before: its error pipe says why)."""
+    with channel:
+        _, fds, _, _ = socket.recv_fds(channel, 16, 1)
+    return fds[0] if fds else -1
+
+
 def _read_all(fd: int) -> bytes:
     chunks = []
     while chunk := os.read(fd, 65536):
@@ -173,30 +180,32 @@ def run_container_monitor(spec: ContainerLaunch, ready_fd: int) -> None:
     try:
         os.makedirs(os.path.dirname(spec.log_path), exist_ok=True)
         pump = _LogPump(spec.log_path)
-        stdin_w = -1
+        stdin_w = terminal = -1
+        streams: dict[int, logs.LineSplitter] = {}
         if spec.tty:
-            master, slave = os.openpty()
-            stdio, child_ends = (slave, slave, slave), [slave]
-            streams = {master: logs.LineSplitter("stdout")}
-            stdin_w = master
+            # The container opens its pty on its own devpts and sends us the master (init.take_terminal).
+            mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            child_ends = [theirs.detach()]
+            stdio = (child_ends[0],) * 3
         else:
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
-            if spec.stdin:
-                in_r, stdin_w = os.pipe()
-            else:
-                in_r = os.open(os.devnull, os.O_RDONLY)
-            stdio, child_ends = (in_r, out_w, err_w), [in_r, out_w, err_w]
+            in_r, stdin_w = os.pipe() if spec.stdin else (os.open(os.devnull, os.O_RDONLY), -1)
+            child_ends = [in_r, out_w, err_w]
+            stdio = (in_r, out_w, err_w)
             streams = {out_r: logs.LineSplitter("stdout"), err_r: logs.LineSplitter("stderr")}
-        attach = _Attach(spec.id, stdin=stdin_w, tty=master if spec.tty else -1, stdin_once=spec.stdin_once)
         oom_before = _oom_kills(spec.oom_file)
         pid, errpipe = _fork_child(spec.namespaces.get("pid", ""), lambda: init.start_container(spec), stdio=stdio)
         for fd in child_ends:
             os.close(fd)
+        if spec.tty:
+            stdin_w = terminal = _receive_terminal(mine)
+            streams = {terminal: logs.LineSplitter("stdout")} if terminal >= 0 else {}
         failure = _read_all(errpipe)
         if failure:
             os.waitpid(pid, 0)
             raise RuntimeError(failure.decode(errors="replace"))
+        attach = _Attach(spec.id, stdin=stdin_w, tty=terminal, stdin_once=spec.stdin_once)
         started = time.time_ns()
         write_json(
             os.path.join(spec.state_dir, RUN_FILE),

@@ -13,7 +13,7 @@ from typing import Any
 
 from cri import validate
 from cri.cgroups import CgroupManager
-from cri.errors import AlreadyExists, NotFound, RuntimeFailure
+from cri.errors import AlreadyExists, InvalidArgument, NotFound, RuntimeFailure
 from cri.interfaces import ImageSource, Network, Processes
 from cri.launcher import Launcher
 from cri.state import SandboxState
@@ -123,6 +123,12 @@ class Sandboxes:
         rec.owns_pod_cgroup = self.d.cgroups.create(rec.pod_cgroup)
         if rec.owns_pod_cgroup:
             undo.callback(self.d.cgroups.remove, rec.pod_cgroup)
+            # The pod's total (CRI `resources`) caps the pod cgroup when the kubelet left it to us.
+            if config.linux.HasField("resources"):
+                try:
+                    self.d.cgroups.set_resources(rec.pod_cgroup, validate.resources(config.linux.resources))
+                except (OSError, ValueError) as err:
+                    raise InvalidArgument(f"config.linux.resources: {err}") from err
         rec.pause_cgroup = f"{rec.pod_cgroup}/{rec.id}"
         self.d.cgroups.create(rec.pause_cgroup)
         undo.callback(self.d.cgroups.remove, rec.pause_cgroup)

@@ -13,11 +13,23 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from controlplane import kubeconfig
 from controlplane.apiserver.errors import AlreadyExists, ApiError, NotFound
 from controlplane.apiserver.registry import Registry
-from controlplane.auth import AUTOUPDATE, NODE_BOOTSTRAP_GROUP, new_bootstrap_token
+from controlplane.auth import AUTOUPDATE, CLUSTER_INFO, NODE_BOOTSTRAP_GROUP, detached_signature, new_bootstrap_token
 from controlplane.pki import write_private
-from controlplane.resources import ENDPOINTS, ENDPOINTSLICES, NAMESPACES, SECRETS, SERVICES, Resource, for_kind
+from controlplane.resources import (
+    CONFIGMAPS,
+    ENDPOINTS,
+    ENDPOINTSLICES,
+    NAMESPACES,
+    SECRETS,
+    SERVICES,
+    Resource,
+    for_kind,
+)
 
 log = logging.getLogger(__name__)
 
@@ -159,3 +171,23 @@ async def ensure_node_token(reg: Registry, path: Path) -> str:
     secret = bootstrap_token_secret(token, NODE_BOOTSTRAP_GROUP)
     await _ensure(reg, SECRETS, "kube-system", secret)
     return token
+
+
+def cluster_info(server_url: str, ca_pem: bytes, token: str) -> dict[str, Any]:
+    """kube-public/cluster-info as kubeadm lays it out: a credential-less kubeconfig (server + CA) and,
+    per join token, `jws-kubeconfig-<token id>`: a detached signature of that kubeconfig keyed by the
+    token's secret. Anyone may read it; only a holder of the token can check the signature."""
+    namespace, name = CLUSTER_INFO
+    config = yaml.safe_dump(kubeconfig.build(server_url, ca_pem, user="", cluster=""), sort_keys=False)
+    token_id = token.partition(".")[0]
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {"kubeconfig": config, f"jws-kubeconfig-{token_id}": detached_signature(config.encode(), token)},
+    }
+
+
+async def ensure_cluster_info(reg: Registry, *, server_url: str, ca_pem: bytes, token: str) -> None:
+    obj = cluster_info(server_url, ca_pem, token)
+    await _ensure(reg, CONFIGMAPS, obj["metadata"]["namespace"], obj, sync=("data",))

@@ -31,6 +31,7 @@ from controlplane.apiserver.errors import (
     UnsupportedMediaType,
 )
 from controlplane.apiserver.keys import collection_prefix
+from controlplane.apiserver.nodecerts import NodeCertificates
 from controlplane.apiserver.registry import DeleteOptions, FieldCheck, Registry
 from controlplane.apiserver.reviews import answer, lookup_review
 from controlplane.apiserver.security import USER, Security, is_public
@@ -41,7 +42,7 @@ from controlplane.apiserver.selectors import (
     parse_label_selector,
 )
 from controlplane.apiserver.tables import TableMaker, wants_table
-from controlplane.auth import ServiceAccountClaims
+from controlplane.auth import NODE_CERTIFICATE_PATH, ServiceAccountClaims
 from controlplane.auth.request_info import request_attributes
 from controlplane.auth.types import RequestAttributes, UserInfo
 from controlplane.patch import PatchError, json_merge, strategic_merge
@@ -118,6 +119,7 @@ class ApiHandlers:
         security: Security | None = None,
         connect: subresources.NodeConnector | None = None,
         issue_token: Callable[[ServiceAccountClaims], str] | None = None,
+        node_certificates: NodeCertificates | None = None,
     ) -> None:
         self.registry = registry
         self.server_address = server_address
@@ -125,6 +127,7 @@ class ApiHandlers:
         self.security = security
         self.connect = connect
         self.issue_token = issue_token
+        self.node_certificates = node_certificates
         self.ready = False
         self.requests = server_metrics.RequestCounter()
         self._stopping = asyncio.Event()
@@ -222,6 +225,10 @@ class ApiHandlers:
             if path.startswith("/readyz") and not self.ready:
                 return web.Response(text="[-]informer-sync failed: not ready\nreadyz check failed", status=500)
             return web.Response(text="ok")
+        if path == NODE_CERTIFICATE_PATH and self.node_certificates is not None:
+            if request.method != "POST":
+                raise MethodNotAllowed(f"only POST is allowed on {path}")
+            return json_response(self.node_certificates.issue(request[USER], await self.read_dict(request)), 201)
         if path == "/metrics":
             body = server_metrics.render(self.requests).encode()
             return web.Response(body=body, headers={"Content-Type": server_metrics.CONTENT_TYPE})

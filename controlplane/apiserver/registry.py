@@ -37,7 +37,7 @@ from controlplane.apiserver.keys import collection_prefix, object_key
 from controlplane.apiserver.policy import AdmissionRequest, PermissivePolicy, Policy
 from controlplane.resources import NAMESPACES, PODS, SERVICES, Resource
 from controlplane.storage import Backend, KeyExists, KeyNotFound, RevisionConflict
-from controlplane.validation import prune_unknown_fields, strict_decoding_message
+from controlplane.validation import drop_type_dependent_fields, prune_unknown_fields, strict_decoding_message
 
 Obj = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ def new_uid() -> str:
 
 
 _PATCH_RETRIES = 50  # Kubernetes' GuaranteedUpdate retries conflicts without limit
+_CACHE_WAIT = 5.0  # longest a write waits for the cache to show it (read-your-writes), in seconds
 # Kinds whose status is reset on create, as their Kubernetes strategies do (status is the
 # controllers' to write, through /status). Nodes and namespaces keep what the creator sent.
 _RESET_STATUS_ON_CREATE = frozenset(
@@ -248,6 +249,8 @@ class Registry:
         """Defaulting (main resource only), validation and admission of the object about to be stored."""
         name = str(new["metadata"].get("name", ""))
         with malformed(res, name):
+            if res is SERVICES and old is not None and not subresource:
+                drop_type_dependent_fields(new, old)  # leaving NodePort: the old node ports go too
             if subresource in ("", "finalize"):
                 self.policy.apply_defaults(res, new)
             baseline = old
@@ -275,7 +278,7 @@ class Registry:
         meta["namespace"] = namespace
 
     async def _after_write(self, res: Resource, namespace: str | None, name: str, rev: int) -> Obj:
-        await self.cache.wait_for(rev)
+        await self.cache.wait_for(rev, timeout=_CACHE_WAIT)
         entry = self.cache.get(object_key(res, namespace, name))
         if entry is None or entry.revision < rev:  # deleted meanwhile, or the cache lags: answer from the write
             got = await self.backend.get(object_key(res, namespace, name))
@@ -460,16 +463,27 @@ class Registry:
     async def delete(
         self, res: Resource, namespace: str | None, name: str, opts: DeleteOptions, *, user: Any = None
     ) -> Obj:
-        current = self.get_entry(res, namespace, name)
-        old = current.obj
-        meta = old["metadata"]
-        if opts.precondition_uid and opts.precondition_uid != meta.get("uid"):
-            raise conflict(res, name, "Precondition failed: UID in precondition does not match the object")
-        if opts.precondition_rv and opts.precondition_rv != meta.get("resourceVersion"):
-            raise conflict(res, name, "Precondition failed: resourceVersion in precondition does not match")
-        await self.policy.admit(AdmissionRequest("DELETE", res, "", namespace, name, None, old, user, opts.dry_run))
-        with malformed(res, name):
-            return await self._delete(res, namespace, name, current, opts)
+        """A DELETE names no resourceVersion (unless it has a precondition): one that loses a race
+        with another write (a status update, a controller's patch) is retried on the new object,
+        never answered 409 — as Kubernetes' GuaranteedUpdate does."""
+        for attempt in range(_PATCH_RETRIES):
+            current = self.get_entry(res, namespace, name)
+            old = current.obj
+            meta = old["metadata"]
+            if opts.precondition_uid and opts.precondition_uid != meta.get("uid"):
+                raise conflict(res, name, "Precondition failed: UID in precondition does not match the object")
+            if opts.precondition_rv and opts.precondition_rv != meta.get("resourceVersion"):
+                raise conflict(res, name, "Precondition failed: resourceVersion in precondition does not match")
+            await self.policy.admit(AdmissionRequest("DELETE", res, "", namespace, name, None, old, user, opts.dry_run))
+            try:
+                with malformed(res, name):
+                    return await self._delete(res, namespace, name, current, opts)
+            except ApiError as err:
+                cause = err.__cause__
+                if not isinstance(cause, RevisionConflict) or opts.precondition_rv or attempt == _PATCH_RETRIES - 1:
+                    raise
+                await self.cache.wait_for(cause.actual, timeout=1.0)  # then retry on the winner's object
+        raise InternalError("delete retries exhausted")  # unreachable
 
     async def _delete(
         self, res: Resource, namespace: str | None, name: str, current: Entry, opts: DeleteOptions
@@ -505,6 +519,8 @@ class Registry:
             )
         except RevisionConflict as err:
             raise conflict(res, name, "the object has been modified; please retry the deletion") from err
+        except KeyNotFound as err:
+            raise not_found(res, name) from err
         return await self._after_write(res, namespace, name, rev)
 
     @staticmethod
@@ -533,7 +549,8 @@ class Registry:
             raise not_found(res, name) from err
         if res is SERVICES:
             self._release_service(current.obj, keep=None)
-        await self.cache.wait_for(rev)
+        # Bounded: the delete is durable already; a lagging cache only delays the client's next read.
+        await self.cache.wait_for(rev, timeout=_CACHE_WAIT)
         obj = copy.deepcopy(current.obj)
         obj["metadata"]["resourceVersion"] = str(rev)
         return obj

@@ -11,25 +11,30 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from controlplane import auth, kubeconfig
-from controlplane.apiserver.bootstrap import ensure_cluster_objects, ensure_node_token
+from controlplane.apiserver.bootstrap import ensure_cluster_info, ensure_cluster_objects, ensure_node_token
 from controlplane.apiserver.cache import WatchCache
 from controlplane.apiserver.errors import ApiError
 from controlplane.apiserver.handlers import ApiHandlers
 from controlplane.apiserver.keys import collection_prefix
+from controlplane.apiserver.nodecerts import NodeCertificates
 from controlplane.apiserver.nodeproxy import NodeProxy
 from controlplane.apiserver.policy import CacheReader, ClusterPolicy
 from controlplane.apiserver.registry import DeleteOptions, Registry, age_seconds
 from controlplane.apiserver.security import Security
 from controlplane.apiserver.tables import TableMaker
 from controlplane.auth import TokenSigner
-from controlplane.pki import ClusterPKI, load_or_create, serving_hosts, write_private
+from controlplane.pki import ClusterPKI, ca_hash, load_or_create, serving_hosts, write_private
 from controlplane.resources import EVENTS, EVENTS_V1
 from controlplane.storage import Backend, StorageError
 from controlplane.storage.factory import StorageConfig, open_backend
+
+if TYPE_CHECKING:
+    from controlplane.controllers.config import ControllerConfig
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +145,8 @@ async def start(cfg: ServerConfig, *, controllers: bool = True) -> RunningServer
     hosts += cfg.extra_sans
     pki.write_serving(hosts)
     await ensure_cluster_objects(registry, address=cfg.endpoint_address, port=cfg.port, extra=auth.default_objects())
-    await ensure_node_token(registry, cfg.data_dir / "node-token")
+    token = await ensure_node_token(registry, cfg.data_dir / "node-token")
+    await ensure_cluster_info(registry, server_url=cfg.url, ca_pem=pki.ca.cert_pem, token=token)
 
     handlers = ApiHandlers(
         registry,
@@ -149,6 +155,7 @@ async def start(cfg: ServerConfig, *, controllers: bool = True) -> RunningServer
         security=security,
         connect=NodeProxy(registry, pki.kubelet_client()),
         issue_token=security.signer.issue,
+        node_certificates=NodeCertificates(pki.ca),
     )
     access = logging.getLogger("tinykube.access") if cfg.access_log else None
     runner = web.AppRunner(handlers.app(), access_log=access, handle_signals=False, shutdown_timeout=1.0)
@@ -207,14 +214,21 @@ async def compact_periodically(backend: Backend, interval: float) -> None:
             log.warning("compaction failed: %s", err)
 
 
-async def serve(cfg: ServerConfig, *, stop: asyncio.Event, controllers: bool) -> None:
+async def serve(
+    cfg: ServerConfig,
+    *,
+    stop: asyncio.Event,
+    controllers: bool,
+    controller_config: ControllerConfig | None = None,
+    leader_elect: bool = True,
+) -> None:
     """Run until `stop` is set; the controller manager runs alongside when asked for and present."""
     server = await start(cfg, controllers=controllers)
     print(f"tinykube API server listening on {cfg.url}; admin kubeconfig: {cfg.kubeconfig_out}", flush=True)
-    print(f"node join token: {cfg.data_dir / 'node-token'}", flush=True)
+    print(f"node join token: {cfg.data_dir / 'node-token'}; CA hash: {ca_hash(server.pki.ca.cert_pem)}", flush=True)
     manager_task: asyncio.Task[None] | None = None
     if controllers:
-        manager_task = _start_manager(str(cfg.kubeconfig_out), stop)
+        manager_task = _start_manager(str(cfg.kubeconfig_out), stop, controller_config, leader_elect)
     try:
         await stop.wait()
     finally:
@@ -224,7 +238,9 @@ async def serve(cfg: ServerConfig, *, stop: asyncio.Event, controllers: bool) ->
         await server.close()
 
 
-def _start_manager(kubeconfig_path: str, stop: asyncio.Event) -> asyncio.Task[None] | None:
+def _start_manager(
+    kubeconfig_path: str, stop: asyncio.Event, config: ControllerConfig | None, leader_elect: bool
+) -> asyncio.Task[None] | None:
     try:
         from controlplane import manager
     except ImportError as err:
@@ -233,7 +249,7 @@ def _start_manager(kubeconfig_path: str, stop: asyncio.Event) -> asyncio.Task[No
 
     async def run() -> None:
         try:
-            await manager.run(kubeconfig_path, stop=stop)
+            await manager.run(kubeconfig_path, stop=stop, config=config, leader_elect=leader_elect)
         except Exception:
             log.exception("controller manager failed")
 

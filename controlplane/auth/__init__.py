@@ -29,8 +29,10 @@ from controlplane.auth.tokens import (
     ServiceAccountClaims,
     TokenSigner,
     bootstrap_token_from_secret,
+    detached_signature,
     new_bootstrap_token,
     service_account_username,
+    verify_detached_signature,
 )
 from controlplane.auth.types import Decision, RequestAttributes, UserInfo
 
@@ -53,10 +55,12 @@ __all__ = [
     "UserInfo",
     "bootstrap_token_from_secret",
     "default_objects",
+    "detached_signature",
     "forbidden_message",
     "load_token_file",
     "new_bootstrap_token",
     "request_attributes",
     "service_account_username",
     "user_from_peercert",
+    "verify_detached_signature",
 ]

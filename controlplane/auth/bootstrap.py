@@ -178,7 +178,9 @@ def default_cluster_roles() -> list[dict[str, Any]]:
                 _rule(["discovery.k8s.io"], ["endpointslices"], _READ),
             ],
         ),
-        _role("system:monitoring", [{"nonResourceURLs": ["/metrics", "/healthz", "/livez", "/readyz"], "verbs": ["get"]}]),
+        _role(
+            "system:monitoring", [{"nonResourceURLs": ["/metrics", "/healthz", "/livez", "/readyz"], "verbs": ["get"]}]
+        ),
         _role("system:node-bootstrapper", [{"nonResourceURLs": [NODE_CERTIFICATE_PATH], "verbs": ["post"]}]),
         _role(
             "system:node-proxier",

@@ -31,8 +31,10 @@ __all__ = [
     "ServiceAccountClaims",
     "TokenSigner",
     "bootstrap_token_from_secret",
+    "detached_signature",
     "new_bootstrap_token",
     "service_account_username",
+    "verify_detached_signature",
 ]
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -195,3 +197,27 @@ def bootstrap_token_from_secret(secret: Mapping[str, Any]) -> BootstrapToken | N
         if g.strip().startswith("system:bootstrappers:")
     )
     return BootstrapToken(token_id, token_secret, groups, expires)
+
+
+def detached_signature(content: bytes, token: str) -> str:
+    """A JWS (HS256, key = the token's secret, `kid` = its id) over `content`, with the payload left
+    out (`header..signature`): what kubeadm's cluster-info ConfigMap carries per join token, so a node
+    that knows the token can tell the CA it downloaded over unverified TLS is the cluster's."""
+    token_id, _, secret = token.partition(".")
+    header = _b64(_compact_json({"alg": "HS256", "kid": token_id}))
+    signing_input = f"{header}.{_b64(content)}"
+    signature = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{header}..{_b64(signature)}"
+
+
+def verify_detached_signature(content: bytes, signature: str, token: str) -> bool:
+    header, sep, _ = signature.partition("..")
+    if not sep:
+        return False
+    try:
+        fields = json.loads(_unb64(header))
+    except (ValueError, binascii.Error):
+        return False
+    if not isinstance(fields, dict) or fields.get("alg") != "HS256":
+        return False
+    return hmac.compare_digest(detached_signature(content, token), signature)

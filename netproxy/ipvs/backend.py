@@ -34,7 +34,7 @@ SYSCTLS = {
 @dataclass(frozen=True)
 class SyncResult:
     operations: int
-    draining: int  # real servers kept at weight 0 until their connections end
+    draining: int  # virtual servers with reals kept at weight 0 until their connections end
 
 
 def set_sysctls(proc_sys: Path = Path("/proc/sys")) -> None:
@@ -65,37 +65,59 @@ class IPVSBackend:
         self._apply_ipsets = apply_ipsets
         self._iptables = iptables
         self._last_sets: dict[str, frozenset[str]] | None = None
+        self._last = plan.Desired(services={}, bound_addresses=frozenset(), owners={})  # as last programmed
+        self._draining: set[plan.VirtualKey] = set()  # services with reals at weight 0 still holding connections
 
     def close(self) -> None:
         self._tables.close()
         self._holder.close()
 
     def sync(self, state: DesiredState, *, previous: DesiredState, changed: Collection[str] | None) -> None:
-        """The Backend entry point: `changed=None` is a full sync. IPVS needs no partial rendering, since
-        `plan()` already sends only the differences to the kernel."""
+        """The Backend entry point: `changed=None` is a full sync."""
         del previous  # the kernel snapshot, not the previous model, is what the plan is computed against
-        self.reconcile(state, full=changed is None)
+        self.reconcile(state, changed=changed)
 
-    def reconcile(self, state: DesiredState, *, full: bool = False) -> SyncResult:
-        """Brings the kernel to `state`. A full sync also rewrites the constant iptables part and every
-        ipset; otherwise sets are rewritten only when their members changed."""
+    def reconcile(self, state: DesiredState, *, changed: Collection[str] | None = None) -> SyncResult:
+        """Brings the kernel to `state`. A full sync (`changed=None`) reads every virtual server back
+        from the kernel and also rewrites the constant iptables part and every ipset. A partial sync
+        reads and plans only the virtual servers of the `changed` Services (plus those still draining),
+        so one endpoint change costs the same at 10 services or 10,000."""
+        full = changed is None
         want = plan.desired(
             state, node_name=self.config.node_name, node_ips=self.config.node_ips, scheduler=self.scheduler
         )
         members = dict(ipsets.entries(state, node_name=self.config.node_name))
-        if full or members != self._last_sets:
+        if full or self._last_sets is None:
             self._apply_ipsets(ipsets.render(members))  # before the rules that match on the sets
-            self._last_sets = members
+        elif edits := ipsets.render_changes(self._last_sets, members):
+            self._apply_ipsets(edits)
+        self._last_sets = members
         if full and self._iptables is not None:
             self._iptables.restore(rules.render(self.config))
             self._iptables.ensure_jumps(rules.JUMP_RULES)
         self._holder.sync(want.bound_addresses)
-        have = self._tables.snapshot()
+        if changed is None:
+            have = self._tables.snapshot()
+        else:
+            keys = want.keys_of(changed) | self._last.keys_of(changed) | self._draining
+            have = self._tables.snapshot(keys)
+            want = want.only(keys)
         ops = plan.plan(want, have)
         self._tables.apply(ops)
-        left = plan.draining(have, want)
-        log.debug("ipvs sync: %d operations, %d real servers draining", len(ops), left)
-        return SyncResult(operations=len(ops), draining=left)
+        self._draining = plan.draining_keys(have, want)
+        self._last = want if full else _merge(self._last, want, changed or ())
+        log.debug("ipvs sync: %d operations, %d services draining", len(ops), len(self._draining))
+        return SyncResult(operations=len(ops), draining=len(self._draining))
+
+
+def _merge(last: plan.Desired, part: plan.Desired, changed: Collection[str]) -> plan.Desired:
+    """What the kernel holds after a partial sync: `last` with the changed Services replaced by `part`."""
+    kept = {k for k, owner in last.owners.items() if owner not in changed}
+    return plan.Desired(
+        services={**{k: last.services[k] for k in kept}, **part.services},
+        bound_addresses=part.bound_addresses,
+        owners={**{k: last.owners[k] for k in kept}, **part.owners},
+    )
 
 
 def create(config: ProxyConfig, *, scheduler: str = "rr") -> IPVSBackend:

@@ -72,3 +72,14 @@ def render(members: Mapping[str, frozenset[str]]) -> str:
         lines.append(f"swap {temp} {spec.name}")
         lines.append(f"destroy {temp}")
     return "\n".join(lines) + "\n"
+
+
+def render_changes(before: Mapping[str, frozenset[str]], after: Mapping[str, frozenset[str]]) -> str:
+    """`ipset restore` text that edits members in place: what a partial sync sends, so one changed
+    endpoint costs two lines rather than a rewrite of every set. Empty when nothing changed."""
+    lines: list[str] = []
+    for spec in SPECS:
+        old, new = before.get(spec.name, frozenset()), after.get(spec.name, frozenset())
+        lines.extend(f"del {spec.name} {member} -exist" for member in sorted(old - new))
+        lines.extend(f"add {spec.name} {member} -exist" for member in sorted(new - old))
+    return "\n".join(lines) + "\n" if lines else ""

@@ -9,7 +9,7 @@ import errno
 import ipaddress
 import socket
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Protocol
 
 from netproxy.errors import ApplyError
@@ -38,7 +38,9 @@ IP_VS_CONN_F_MASQ = 0  # NAT forwarding: the only method that works for pods beh
 class IPVSTables(Protocol):
     """Virtual and real servers of one network namespace."""
 
-    def snapshot(self) -> dict[VirtualKey, CurrentService]: ...
+    def snapshot(self, keys: Collection[VirtualKey] | None = None) -> dict[VirtualKey, CurrentService]:
+        """Services (all, or only `keys`) with their reals; reading reals costs one request per service."""
+        ...
 
     def apply(self, ops: Iterable[Operation]) -> None: ...
 
@@ -62,11 +64,14 @@ class NetlinkIPVS:
         from pyroute2 import IPVS
 
         self._ipvs = IPVS()
+        # pyroute2's generic-netlink sockets otherwise build and tear down an event loop, and rediscover
+        # the IPVS family, on every request (~20 ms each under emulation); IPRoute keeps its loop the same way.
+        self._ipvs.asyncore.local.keep_event_loop = True
 
     def close(self) -> None:
         self._ipvs.close()
 
-    def snapshot(self) -> dict[VirtualKey, CurrentService]:
+    def snapshot(self, keys: Collection[VirtualKey] | None = None) -> dict[VirtualKey, CurrentService]:
         from pyroute2 import IPVSService
 
         out: dict[VirtualKey, CurrentService] = {}
@@ -78,6 +83,8 @@ class NetlinkIPVS:
             if proto is None:
                 continue
             key = VirtualKey(str(attrs["IPVS_SVC_ATTR_ADDR"]), proto, int(attrs["IPVS_SVC_ATTR_PORT"]))
+            if keys is not None and key not in keys:
+                continue
             flags = attrs.get("IPVS_SVC_ATTR_FLAGS") or {}
             persistent = bool(_flag_value(flags) & IP_VS_SVC_F_PERSISTENT)
             server = VirtualServer(

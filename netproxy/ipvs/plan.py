@@ -8,7 +8,7 @@ once idle), as kube-proxy's IPVS graceful termination does, so established TCP f
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from netproxy.model import DesiredState, Endpoint, ServicePort, select_endpoints
@@ -114,8 +114,18 @@ class Desired:
 
     services: Mapping[VirtualKey, Service]
     bound_addresses: frozenset[str]  # addresses held on the local holder interface (ClusterIPs, externalIPs)
-    # Per ServicePort: the endpoints, for the ipset entries that mark hairpin traffic (KUBE-LOOP-BACK).
-    endpoints: Mapping[VirtualKey, tuple[Endpoint, ...]]
+    owners: Mapping[VirtualKey, str]  # the Service (`ns/name`) each virtual server serves
+
+    def keys_of(self, services: Collection[str]) -> set[VirtualKey]:
+        return {key for key, owner in self.owners.items() if owner in services}
+
+    def only(self, keys: Collection[VirtualKey]) -> Desired:
+        """The part of this state that concerns `keys` (what a partial sync plans over)."""
+        return Desired(
+            services={k: v for k, v in self.services.items() if k in keys},
+            bound_addresses=self.bound_addresses,
+            owners={k: v for k, v in self.owners.items() if k in keys},
+        )
 
 
 def _reals(endpoints: Iterable[Endpoint]) -> frozenset[RealKey]:
@@ -127,7 +137,7 @@ def desired(state: DesiredState, *, node_name: str, node_ips: Iterable[str], sch
     if scheduler not in SCHEDULERS:
         raise ValueError(f"unknown IPVS scheduler {scheduler!r} (one of {', '.join(SCHEDULERS)})")
     services: dict[VirtualKey, Service] = {}
-    endpoints: dict[VirtualKey, tuple[Endpoint, ...]] = {}
+    owners: dict[VirtualKey, str] = {}
     bound: set[str] = set()
     node_ips = tuple(node_ips)
 
@@ -135,7 +145,7 @@ def desired(state: DesiredState, *, node_name: str, node_ips: Iterable[str], sch
         key = VirtualKey(address, port.protocol, number)
         persistence = port.session_affinity_timeout or 0
         services[key] = Service(VirtualServer(key, scheduler, persistence), _reals(eps))
-        endpoints[key] = eps
+        owners[key] = port.name.service
 
     for port, eps in state.all_ports():
         chosen = select_endpoints(port, eps, node_name)
@@ -148,7 +158,7 @@ def desired(state: DesiredState, *, node_name: str, node_ips: Iterable[str], sch
         if port.node_port:
             for address in node_ips:
                 add(port, address, port.node_port, chosen.external)
-    return Desired(services=services, bound_addresses=frozenset(bound), endpoints=endpoints)
+    return Desired(services=services, bound_addresses=frozenset(bound), owners=owners)
 
 
 def plan(want: Desired, have: Mapping[VirtualKey, CurrentService], *, graceful: bool = True) -> list[Operation]:
@@ -185,13 +195,13 @@ def _retire(service: VirtualKey, real: RealServer, *, graceful: bool) -> list[Op
     return []  # already draining: removed by a later sync once idle
 
 
-def draining(have: Mapping[VirtualKey, CurrentService], want: Desired) -> int:
-    """How many real servers are kept at weight 0 only to let their connections finish; the proxy
-    keeps syncing (on a timer) while this is non-zero."""
-    count = 0
+def draining_keys(have: Mapping[VirtualKey, CurrentService], want: Desired) -> set[VirtualKey]:
+    """Virtual servers that keep real servers at weight 0 only to let their connections finish; the
+    proxy plans over them again on later syncs until they are idle."""
+    out = set()
     for key, cur in have.items():
         wanted = want.services.get(key)
         for real in cur.reals.values():
             if real.weight == 0 and not real.idle and (wanted is None or real.key not in wanted.reals):
-                count += 1
-    return count
+                out.add(key)
+    return out

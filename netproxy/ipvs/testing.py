@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from netproxy.ipvs.kernel import AddressHolder, IPVSTables
 from netproxy.ipvs.plan import (
@@ -25,12 +25,16 @@ class FakeIPVSTables:
     def __init__(self) -> None:
         self.services: dict[VirtualKey, CurrentService] = {}
         self.applied: list[Operation] = []
+        self.snapshots = 0
 
     def close(self) -> None:
         self.services.clear()
 
-    def snapshot(self) -> dict[VirtualKey, CurrentService]:
-        return {k: CurrentService(v.server, dict(v.reals)) for k, v in self.services.items()}
+    def snapshot(self, keys: Collection[VirtualKey] | None = None) -> dict[VirtualKey, CurrentService]:
+        self.snapshots += 1
+        return {
+            k: CurrentService(v.server, dict(v.reals)) for k, v in self.services.items() if keys is None or k in keys
+        }
 
     def set_connections(self, service: VirtualKey, address: str, port: int, active: int) -> None:
         """Simulates traffic: gives one real server `active` connections."""

@@ -10,6 +10,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -247,3 +248,23 @@ def test_kubectl_debug_adds_an_ephemeral_container_through_its_subresource(serve
     kubectl(server, "debug", "dbg-target", "--image=busybox", "--profile=general", "-c", "dbg", "--", "true")
     names = kubectl(server, "get", "pod", "dbg-target", "-o", "jsonpath={.spec.ephemeralContainers[*].name}")
     assert names.strip() == "dbg"
+
+
+def test_apply_changes_a_node_port_service_to_cluster_ip(server: ServerHandle, tmp_path: Path) -> None:
+    manifest = tmp_path / "svc.json"
+    spec: dict[str, Any] = {"type": "NodePort", "selector": {"app": "x"}, "ports": [{"port": 80}]}
+    svc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "np-to-cip"},
+        "spec": spec,
+    }
+    manifest.write_text(json.dumps(svc))
+    kubectl(server, "apply", "-f", str(manifest))
+    spec["type"] = "ClusterIP"
+    manifest.write_text(json.dumps(svc))
+    kubectl(server, "apply", "-f", str(manifest))
+    live = json.loads(kubectl(server, "get", "svc", "np-to-cip", "-o", "json"))
+    assert live["spec"]["type"] == "ClusterIP"
+    assert "nodePort" not in live["spec"]["ports"][0]
+    kubectl(server, "delete", "svc", "np-to-cip")

@@ -122,6 +122,14 @@ class Cluster:
         assert res.returncode == 0, f"kubectl {' '.join(args)}: {res.stderr}"
         return res.stdout
 
+    def wait_answer(self, netns_name: str, url: str, timeout: float = 30.0) -> None:
+        """Until url answers from netns_name: a proxy programs a Service a moment after its endpoints."""
+        _until(
+            f"{url} answers in {netns_name}",
+            lambda: not self.fetch_from(netns_name, url)[0].startswith("error"),
+            timeout,
+        )
+
     def fetch_from(self, netns_name: str, *urls: str, timeout: float = 3.0) -> list[str]:
         """GET each url from inside a lab namespace (a node's, or the hub's)."""
         res = subprocess.run(
@@ -219,6 +227,7 @@ def test_a_pod_reaches_a_pod_on_another_node(cluster: Cluster) -> None:
 def test_cluster_ip_reaches_endpoints_on_other_nodes_from_every_node(cluster: Cluster) -> None:
     cluster_ip = cluster.kubectl("get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}")
     for node in cluster.lab.nodes:
+        cluster.wait_answer(node.name, f"http://{cluster_ip}/index.html")
         local = f"web{node.index}"
         answers = cluster.fetch_from(node.name, *[f"http://{cluster_ip}/index.html"] * 12)
         assert all(a.startswith("web") for a in answers), answers
@@ -236,6 +245,8 @@ def test_pods_network_reaches_the_api_server_in_the_hub_through_the_kubernetes_s
 def test_node_port_answers_on_every_node_address_from_outside_the_nodes(cluster: Cluster) -> None:
     port = cluster.kubectl("get", "svc", "web-np", "-o", "jsonpath={.spec.ports[0].nodePort}")
     urls = [f"http://{n.ip}:{port}/index.html" for n in cluster.lab.nodes]
+    for url in urls:
+        cluster.wait_answer(cluster.lab.hub_netns, url)
     answers = cluster.fetch_from(cluster.lab.hub_netns, *urls)
     assert all(a.startswith("web") for a in answers), answers
 
@@ -243,6 +254,7 @@ def test_node_port_answers_on_every_node_address_from_outside_the_nodes(cluster:
 def test_external_traffic_policy_local_node_port_answers_only_on_nodes_with_an_endpoint(cluster: Cluster) -> None:
     port = cluster.kubectl("get", "svc", "web-local", "-o", "jsonpath={.spec.ports[0].nodePort}")
     urls = [f"http://{n.ip}:{port}/index.html" for n in cluster.lab.nodes]
+    cluster.wait_answer(cluster.lab.hub_netns, urls[0])
     answers = cluster.fetch_from(cluster.lab.hub_netns, *urls, timeout=1.0)  # the others drop: time out
     assert answers[0] == "web1"
     assert all(a.startswith("error") for a in answers[1:]), answers
@@ -264,6 +276,18 @@ def test_pods_run_in_their_node_pods_cgroup_so_down_can_find_them(cluster: Clust
         assert sum(f"/{cluster.state.cgroups.name}/{node.name}/pods/" in cg for cg in httpd) == 1, httpd
 
 
+DAEMONSET = """
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      containers:
+      - {name: sleep, image: busybox, command: ["sleep", "3600"]}
+"""
 SPREAD = """
 apiVersion: apps/v1
 kind: Deployment
@@ -302,6 +326,20 @@ def _until(what: str, check: Callable[[], bool], timeout: float) -> None:
     while not check():
         assert time.monotonic() < deadline, f"timed out waiting until {what}"
         time.sleep(1)
+
+
+def test_a_daemonset_runs_one_pod_on_every_node(cluster: Cluster) -> None:
+    cluster.kubectl("apply", "-f", "-", input=DAEMONSET)
+    try:
+
+        def one_per_node() -> bool:
+            pods = json.loads(cluster.kubectl("get", "pods", "-l", "app=agent", "-o", "json"))["items"]
+            running = sorted(p["spec"].get("nodeName", "") for p in pods if p["status"].get("phase") == "Running")
+            return running == sorted(n.name for n in cluster.lab.nodes)
+
+        _until("one agent pod runs on every node", one_per_node, 60)
+    finally:
+        cluster.kubectl("delete", "daemonset", "agent", "--wait=false")
 
 
 def test_a_frozen_node_goes_not_ready_and_its_pods_are_recreated_on_the_others(cluster: Cluster) -> None:

@@ -201,15 +201,20 @@ def test_crashing_container_shows_crashloopbackoff_and_previous_logs(cluster: Cl
         return reason == "CrashLoopBackOff" and int(st["restartCount"]) >= 1
 
     wait_for(crashlooping, 60, "CrashLoopBackOff")
-    assert "CrashLoopBackOff" in cluster.kubectl("get", "pod", "crash")
+    # The STATUS column flips between Error, CrashLoopBackOff and Running as the container cycles.
+    wait_for(lambda: "CrashLoopBackOff" in cluster.kubectl("get", "pod", "crash"), 30, "CrashLoopBackOff in kubectl")
     assert _container(cluster, "crash")["lastState"]["terminated"]["exitCode"] == 3
     assert cluster.kubectl("logs", "crash", "--previous").strip() == "boom"
 
 
 def test_failing_liveness_probe_restarts_the_container(cluster: Cluster) -> None:
     wait_for(lambda: _container(cluster, "live").get("restartCount", 0) >= 1, 60, "a liveness restart")
-    events = cluster.kubectl("get", "events", "--field-selector", "involvedObject.name=live")
-    assert "Unhealthy" in events or "Killing" in events
+
+    def reported() -> bool:
+        events = cluster.kubectl("get", "events", "--field-selector", "involvedObject.name=live")
+        return "Unhealthy" in events and "Killing" in events
+
+    wait_for(reported, 20, "Unhealthy and Killing events")
 
 
 def test_static_pod_runs_with_a_mirror_pod(cluster: Cluster) -> None:

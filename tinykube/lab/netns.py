@@ -296,6 +296,14 @@ class _Up:
             raise StartError(f"{r.role} of {r.owner} exited (see {r.log})")
 
 
+def _refuse_second_lab(lab: LabPlan, sdir: Path) -> None:
+    if netns_state.exists(sdir):
+        raise AlreadyRunning(f"a lab already runs from {sdir}: `tinykube lab down --state-dir {sdir}` first")
+    clash = [n for n in lab.netns_names if os.path.exists(os.path.join(NETNS_DIR, n))]
+    if clash:
+        raise AlreadyRunning(f"network namespace {clash[0]} exists: another lab named {lab.name!r} runs")
+
+
 def up(
     lab: LabPlan,
     *,
@@ -311,12 +319,9 @@ def up(
     if missing:
         raise NetLabError(f"lab up needs {', '.join(missing)} (Debian packages iproute2 and util-linux)")
     sdir = Path(state_dir)
+    _refuse_second_lab(lab, sdir)  # before the lock, which would leave a state dir behind
     with _locked(sdir):
-        if netns_state.exists(sdir):
-            raise AlreadyRunning(f"a lab already runs from {sdir}: `tinykube lab down --state-dir {sdir}` first")
-        clash = [n for n in lab.netns_names if os.path.exists(os.path.join(NETNS_DIR, n))]
-        if clash:
-            raise AlreadyRunning(f"network namespace {clash[0]} exists: another lab named {lab.name!r} runs")
+        _refuse_second_lab(lab, sdir)  # again, now that no other `lab` command can be half-way
         started = time.monotonic()
         deadline = started + timeout
         state = LabState(

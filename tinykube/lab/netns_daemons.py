@@ -121,9 +121,12 @@ class TinykubeDaemons:
                 await asyncio.sleep(POLL)
 
     def node_runtime(self, lab: LabPlan, node: NodePlan, dirs: NodeDirs) -> list[Launch]:
+        """The CNI agent (so plugin calls skip importing pyroute2, cni/README.md) and the runtime."""
         from cni.install import install
 
-        install(dirs.host("cni-bin"), dirs.host("cni-conf"), pod_cidr=node.pod_cidr)
+        agent_socket = f"{dirs.inside('run')}/cni.sock"
+        install(dirs.host("cni-bin"), dirs.host("cni-conf"), pod_cidr=node.pod_cidr, agent_socket=agent_socket)
+        agent = (sys.executable, "-m", "cni.agent", "--socket", agent_socket)
         cri = _tinykube(
             "cri",
             "--socket",
@@ -137,7 +140,7 @@ class TinykubeDaemons:
             "--cgroup-root",
             dirs.cgroup_pods,
         )
-        return [Launch("cri", cri)]
+        return [Launch("cni-agent", agent), Launch("cri", cri)]
 
     def node(self, lab: LabPlan, node: NodePlan, dirs: NodeDirs, cp_dir: Path) -> list[Launch]:
         # Nodes authenticate with the cluster's join token (group system:bootstrappers:nodes, bound

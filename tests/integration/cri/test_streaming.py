@@ -66,7 +66,7 @@ def test_exec_with_a_tty_gets_a_terminal_and_its_size(cri):
     cid = cri.run(sid, config, ["sleep", "60"])
     req = api_pb2.ExecRequest(
         container_id=cid,
-        cmd=["sh", "-c", "read x; test -t 0 && echo interactive; stty size"],
+        cmd=["sh", "-c", "read x; tty; stty size"],
         stdin=True,
         stdout=True,
         tty=True,
@@ -78,7 +78,7 @@ def test_exec_with_a_tty_gets_a_terminal_and_its_size(cri):
     )
     assert status == {"metadata": {}, "status": "Success"}
     text = out[1].decode()
-    assert "interactive" in text
+    assert "/dev/pts/0" in text  # the pty lives on the container's own devpts
     assert "45 123" in text
     assert 2 not in out
 
@@ -136,3 +136,15 @@ def test_attach_feeds_stdin_and_streams_output_until_the_container_exits(cri):
     st = cri.wait_exited(cid)
     assert st.exit_code == 0
     assert any(line.endswith("stdout F got hello") for line in cri.log_lines("p"))
+
+
+def test_attach_to_a_tty_container_shares_its_terminal(cri):
+    sid, config = cri.run_pod("p")
+    cid = cri.run(sid, config, ["sh", "-c", "read x; tty; echo got $x"], stdin=True, stdin_once=True, tty=True)
+    url = cri.rt.Attach(api_pb2.AttachRequest(container_id=cid, stdin=True, stdout=True, tty=True)).url
+    out, status = in_netns(cri.netns, lambda: _exec_session(url, send=[b"\x00hi\n"]))
+    assert status["status"] == "Success"
+    assert "/dev/pts/0" in out[1].decode()
+    assert "got hi" in out[1].decode()
+    assert cri.wait_exited(cid).exit_code == 0
+    assert any("stdout F got hi" in line for line in cri.log_lines("p")), cri.log_lines("p")

@@ -39,7 +39,8 @@ class Lab:
     thread: NetnsThread  # every backend call on this one thread inside the node netns
 
     def sync(self, state: DesiredState, *, full: bool = False) -> int:
-        return self.thread.call(lambda: self.backend.reconcile(state, full=full)).operations
+        changed = None if full else {"default/web"}
+        return self.thread.call(lambda: self.backend.reconcile(state, changed=changed)).operations
 
     def hits(self, proto: str, host: str, port: int, count: int) -> Counter[str]:
         out = self.client.run(

@@ -48,9 +48,9 @@ async def test_a_wider_old_default_role_is_narrowed_at_start(reg: Registry) -> N
     binding["subjects"].append({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "everyone"})
     await reg.create(CLUSTERROLEBINDINGS, None, binding)
     await _start(reg)
-    assert reg.get_entry(CLUSTERROLES, None, "system:node").obj["rules"] == _default("ClusterRole", "system:node")[
-        "rules"
-    ]
+    assert (
+        reg.get_entry(CLUSTERROLES, None, "system:node").obj["rules"] == _default("ClusterRole", "system:node")["rules"]
+    )
     subjects = reg.get_entry(CLUSTERROLEBINDINGS, None, "system:node").obj["subjects"]
     assert {s["name"] for s in subjects} == {"system:nodes", auth.NODE_BOOTSTRAP_GROUP}
 

@@ -262,3 +262,60 @@ async def test_cache_recovers_when_the_store_watch_fails() -> None:
     assert asyncio.get_running_loop().time() - started < 3  # woken by the relist, not by the timeout
     await cache.stop()
     await backend.close()
+
+
+async def _race_first_store_write(reg: Registry, method: str) -> list[int]:
+    """Make the store's first `method` call lose a race: a status write lands just before it."""
+    real = getattr(reg.backend, method)
+    write = reg.backend.update
+    raced: list[int] = []
+
+    async def racing(key: str, *args: Any, **kwargs: Any) -> int:
+        if not raced:
+            got = await reg.backend.get(key)
+            assert got.kv is not None
+            raced.append(await write(key, got.kv.value, expected_revision=got.kv.mod_revision))
+        result: int = await real(key, *args, **kwargs)
+        return result
+
+    setattr(reg.backend, method, racing)
+    return raced
+
+
+async def test_delete_racing_a_status_write_is_retried_not_409(reg: Registry) -> None:
+    await reg.create(DEPLOYMENTS, "default", deployment())
+    raced = await _race_first_store_write(reg, "delete")
+    await reg.delete(DEPLOYMENTS, "default", "d", DeleteOptions())
+    assert raced, "the race was not staged"
+    with pytest.raises(NotFound):
+        reg.get_entry(DEPLOYMENTS, "default", "d")
+
+
+async def test_graceful_delete_racing_a_write_is_retried_not_409(reg: Registry) -> None:
+    await reg.create(CONFIGMAPS, "default", cm(finalizers=["example.com/keep"]))
+    raced = await _race_first_store_write(reg, "update")
+    out = await reg.delete(CONFIGMAPS, "default", "c", DeleteOptions())
+    assert raced
+    assert out["metadata"]["deletionTimestamp"]
+
+
+async def test_delete_with_a_resource_version_precondition_still_conflicts_on_a_race(reg: Registry) -> None:
+    created = await reg.create(DEPLOYMENTS, "default", deployment())
+    await _race_first_store_write(reg, "delete")
+    with pytest.raises(Conflict):
+        await reg.delete(
+            DEPLOYMENTS, "default", "d", DeleteOptions(precondition_rv=created["metadata"]["resourceVersion"])
+        )
+
+
+async def test_delete_answers_within_the_cache_wait_bound_when_the_cache_stalls(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from controlplane.apiserver import registry as registry_module
+
+    monkeypatch.setattr(registry_module, "_CACHE_WAIT", 0.2)
+    await reg.create(CONFIGMAPS, "default", cm())
+    await reg.cache.stop()  # the cache no longer follows the store: it never shows the delete
+    out = await asyncio.wait_for(reg.delete(CONFIGMAPS, "default", "c", DeleteOptions()), 2.0)
+    assert out["metadata"]["name"] == "c"
+    assert (await reg.backend.get("/registry/configmaps/default/c")).kv is None

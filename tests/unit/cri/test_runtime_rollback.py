@@ -190,3 +190,10 @@ def test_unknown_container_ids_are_not_found(env):
     ):
         with pytest.raises(NotFound):
             call()
+
+
+def test_pod_resources_cap_a_pod_cgroup_the_runtime_created(env):
+    config = _sandbox_config()
+    config.linux.resources.memory_limit_in_bytes = 256 << 20
+    env.run_sandbox(config)
+    assert env.deps.cgroups.tree["kubepods/pod-web"].memory_limit == 256 << 20

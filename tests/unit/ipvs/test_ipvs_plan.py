@@ -109,7 +109,7 @@ def test_removed_tcp_real_with_connections_is_drained_then_deleted() -> None:
     ops = plan.plan(after, tables.snapshot())
     assert ops == [plan.EditReal(key, plan.RealKey("10.244.1.3", 8080), 0)]
     tables.apply(ops)
-    assert plan.draining(tables.snapshot(), after) == 1
+    assert plan.draining_keys(tables.snapshot(), after) == {key}
     assert plan.plan(after, tables.snapshot()) == []  # still busy: nothing to do yet
     tables.set_connections(key, "10.244.1.3", 8080, active=0)
     assert plan.plan(after, tables.snapshot()) == [plan.DeleteReal(key, plan.RealKey("10.244.1.3", 8080))]
@@ -151,11 +151,11 @@ def test_backend_sync_programs_fakes_and_skips_unchanged_ipsets() -> None:
     restored: list[str] = []
     backend = IPVSBackend(CONFIG, tables=tables, holder=holder, apply_ipsets=restored.append, iptables=None)
     s = state((svc("web", "10.96.0.10"), eps("web", ["10.244.1.2"])))
-    first = backend.reconcile(s, full=True)
+    first = backend.reconcile(s)
     assert first.operations == 2
     assert holder.addresses() == {"10.96.0.10"}
     assert len(restored) == 1
-    again = backend.reconcile(s)
+    again = backend.reconcile(s, changed=set())
     assert again.operations == 0
     assert len(restored) == 1  # members unchanged: no ipset restore
 
@@ -172,3 +172,45 @@ def test_backend_speaks_the_proxy_backend_protocol() -> None:
     backend.sync(s, previous=s, changed={"default/web"})
     assert set(tables.services) == {plan.VirtualKey("10.96.0.10", "TCP", 80)}
     assert backend.name == "ipvs"
+
+
+def test_partial_sync_reads_and_plans_only_the_changed_services() -> None:
+    tables = FakeIPVSTables()
+    backend = IPVSBackend(CONFIG, tables=tables, holder=FakeHolder(), apply_ipsets=lambda _: None, iptables=None)
+    s1 = state((svc("a", "10.96.0.1"), eps("a", ["10.244.1.2"])), (svc("b", "10.96.0.2"), eps("b", ["10.244.1.3"])))
+    backend.reconcile(s1)
+    # Something outside the proxy touches b's virtual server: a partial sync of a does not notice,
+    # which proves it did not plan over b; the next full sync repairs it.
+    b_key = plan.VirtualKey("10.96.0.2", "TCP", 80)
+    tables.apply([plan.DeleteReal(b_key, plan.RealKey("10.244.1.3", 8080))])
+    s2 = state((svc("a", "10.96.0.1"), eps("a", ["10.244.1.4"])), (svc("b", "10.96.0.2"), eps("b", ["10.244.1.3"])))
+    result = backend.reconcile(s2, changed={"default/a"})
+    a_key = plan.VirtualKey("10.96.0.1", "TCP", 80)
+    assert set(tables.services[a_key].reals) == {plan.RealKey("10.244.1.4", 8080)}
+    assert result.operations == 2  # add the new real, delete the old (idle) one
+    assert not tables.services[b_key].reals
+    backend.reconcile(s2)
+    assert set(tables.services[b_key].reals) == {plan.RealKey("10.244.1.3", 8080)}
+
+
+def test_partial_sync_deletes_the_virtual_servers_of_a_removed_service() -> None:
+    tables = FakeIPVSTables()
+    backend = IPVSBackend(CONFIG, tables=tables, holder=FakeHolder(), apply_ipsets=lambda _: None, iptables=None)
+    backend.reconcile(state((svc("a", "10.96.0.1"), eps("a", ["10.244.1.2"])), (svc("b", "10.96.0.2"), None)))
+    backend.reconcile(state((svc("a", "10.96.0.1"), eps("a", ["10.244.1.2"]))), changed={"default/b"})
+    assert set(tables.services) == {plan.VirtualKey("10.96.0.1", "TCP", 80)}
+
+
+def test_partial_sync_edits_only_changed_ipset_members() -> None:
+    restored: list[str] = []
+    backend = IPVSBackend(
+        CONFIG, tables=FakeIPVSTables(), holder=FakeHolder(), apply_ipsets=restored.append, iptables=None
+    )
+    backend.reconcile(state((svc("a", "10.96.0.1"), eps("a", ["10.244.1.2"]))))
+    backend.reconcile(state((svc("a", "10.96.0.1"), eps("a", ["10.244.1.3"]))), changed={"default/a"})
+    assert restored[-1] == (
+        "del KUBE-LOOP-BACK 10.244.1.2,tcp:8080,10.244.1.2 -exist\n"
+        "add KUBE-LOOP-BACK 10.244.1.3,tcp:8080,10.244.1.3 -exist\n"
+    )
+    backend.reconcile(state((svc("a", "10.96.0.1"), eps("a", ["10.244.1.3"]))), changed={"default/a"})
+    assert len(restored) == 2  # nothing changed: no ipset call at all

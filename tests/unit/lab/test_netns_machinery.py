@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import os
 import socket
 import subprocess
@@ -135,9 +136,10 @@ def test_node_daemons_get_the_node_identity_its_pod_cidr_and_a_cni_config(tmp_pa
     dirs = netns.NodeDirs(root=root, logs=tmp_path, cgroup_pods="lab/tklab-node2/pods")
     daemons = TinykubeDaemons(proxy_mode="nftables")
     early = daemons.node_runtime(lab, lab.nodes[1], dirs)
-    assert [launch.role for launch in early] == ["cri"]  # needs no API server: started while it starts
+    assert [launch.role for launch in early] == ["cni-agent", "cri"]  # need no API server: start with it
     launches = {launch.role: launch.argv for launch in [*early, *daemons.node(lab, lab.nodes[1], dirs, cp)]}
-    assert set(launches) == {"cri", "node", "proxy"}
+    assert set(launches) == {"cni-agent", "cri", "node", "proxy"}
+    assert launches["cni-agent"][-2:] == ("--socket", "/run/tinykube/cni.sock")
     node = launches["node"]
     assert node[node.index("--node-name") + 1] == "tklab-node2"
     assert node[node.index("--node-ip") + 1] == "172.31.0.3"
@@ -238,3 +240,27 @@ def test_lab_cgroups_nest_under_the_callers_cgroup_and_give_runtimes_one_path(
     assert netns_cgroups.remove(cg) == []
     assert not (tmp_path / "memory/a/b/tinykube-lab-x").exists()
     assert (tmp_path / "memory/a/b").is_dir()
+
+
+def test_status_lists_nodes_and_processes_and_fails_once_one_exited(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sleeper = netns_procs.spawn(["sleep", "60"], log=str(tmp_path / "log"))
+    alive = netns_procs.record(sleeper, owner="tklab-node1", role="cri", log="cri.log")
+    gone = dataclasses.replace(alive, role="proxy", start_time=alive.start_time - 1, log="proxy.log")
+    state = LabState(plan=plan(1), state_dir=str(tmp_path), cgroups=LabCgroups("tinykube-lab-x"), api_port=6443)
+    state.processes = [alive]
+    state.save()
+    try:
+        assert netns_cli.main(["status", "--state-dir", str(tmp_path)]) == 0
+        out = capsys.readouterr().out
+        assert "tklab-node1      172.31.0.2      10.244.1.0/24      unknown" in out
+        assert f"tklab-node1      cri      {alive.pid:>7}  running" in out
+        state.processes.append(gone)
+        state.save()
+        assert netns_cli.main(["status", "--state-dir", str(tmp_path), "--json"]) == 1
+        doc = json.loads(capsys.readouterr().out)
+        assert [p["running"] for p in doc["processes"]] == [True, False]
+        assert doc["healthy"] is False
+    finally:
+        netns_procs.stop([alive])
