@@ -44,7 +44,11 @@ def _seconds(value: str) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tinykube server", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="tinykube server",
+        description=__doc__,
+        epilog="`tinykube server token create [--data-dir D]` prints the node join token.",
+    )
     p.add_argument("--data-dir", default="/var/lib/tinykube/controlplane", help="state, certificates")
     p.add_argument("--listen", type=_listen, default=("127.0.0.1", 6443), help="HOST:PORT (default 127.0.0.1:6443)")
     p.add_argument("--advertise-address", help="address clients and the kubernetes Service use (default: listen host)")

@@ -172,6 +172,10 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
 
 
 def main(argv: Sequence[str]) -> int:
+    if list(argv[:1]) == ["join"]:  # `tinykube node join --server URL --token T …` (controlplane/join.py)
+        from controlplane.join import main as join_main
+
+        return join_main(argv[1:])
     args = parser().parse_args(list(argv))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

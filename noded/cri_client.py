@@ -228,11 +228,26 @@ class GrpcRuntime:
         r = await self._call(self._rt.ExecSync, req, timeout + self._timeout)
         return ExecResult(bytes(r.stdout), bytes(r.stderr), int(r.exit_code))
 
-    async def exec_url(self, container_id: str, cmd: Sequence[str], *, tty: bool, stdin: bool) -> str:
+    async def exec_url(
+        self, container_id: str, cmd: Sequence[str], *, tty: bool, stdin: bool, stdout: bool = True, stderr: bool = True
+    ) -> str:
         req = pb.ExecRequest(
-            container_id=container_id, cmd=list(cmd), tty=tty, stdin=stdin, stdout=True, stderr=not tty
+            container_id=container_id, cmd=list(cmd), tty=tty, stdin=stdin, stdout=stdout, stderr=stderr and not tty
         )
         r = await self._call(self._rt.Exec, req)
+        return str(r.url)
+
+    async def attach_url(
+        self, container_id: str, *, tty: bool, stdin: bool, stdout: bool = True, stderr: bool = True
+    ) -> str:
+        req = pb.AttachRequest(
+            container_id=container_id, tty=tty, stdin=stdin, stdout=stdout, stderr=stderr and not tty
+        )
+        r = await self._call(self._rt.Attach, req)
+        return str(r.url)
+
+    async def portforward_url(self, sandbox_id: str, ports: Sequence[int]) -> str:
+        r = await self._call(self._rt.PortForward, pb.PortForwardRequest(pod_sandbox_id=sandbox_id, port=list(ports)))
         return str(r.url)
 
     async def list_container_stats(self) -> list[ContainerStats]:

@@ -5,9 +5,10 @@ Only reading configMaps/secrets touches the API; everything else is pure."""
 from __future__ import annotations
 
 import base64
+import math
 import os
 import re
-from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from controlplane.client.errors import NotFound
@@ -111,8 +112,8 @@ def resource_value(container: dict[str, Any], ref: dict[str, Any], node_allocata
         value = node_allocatable.get(name, "0")
     divisor = parse_quantity(ref.get("divisor", "1") or "1")
     if divisor == 0:
-        divisor = Decimal(1)
-    return str(int((parse_quantity(value) / divisor).to_integral_value(rounding="ROUND_CEILING")))
+        divisor = Fraction(1)
+    return str(math.ceil(parse_quantity(value) / divisor))
 
 
 def expand(value: str, env: dict[str, str]) -> str:

@@ -1,59 +1,33 @@
-"""Kubernetes resource quantities (`100m`, `64Mi`, `1.5`, `2e3`) as exact Decimals, and the CRI cgroup
-values a container's requests/limits become (the kubelet's conversions: shares = millicores·1024/1000,
-at least 2; quota = millicores·period/1000 with a 100 ms period, at least 1 ms)."""
+"""The CRI cgroup values a container's requests/limits become (the kubelet's conversions: shares =
+millicores·1024/1000, at least 2; quota = millicores·period/1000 with a 100 ms period, at least 1 ms)
+and the pod's QoS class. Quantities are parsed by the one shared parser in controlplane.validation."""
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import math
+from fractions import Fraction
 from typing import Any
 
+from controlplane.validation.quantity import QuantityError
+from controlplane.validation.quantity import parse_quantity as parse_api_quantity
 from noded.errors import PodSpecError
 from noded.types import LinuxResources
-
-_SUFFIXES: dict[str, Decimal] = {
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-    "": Decimal(1),
-    "k": Decimal(10**3),
-    "M": Decimal(10**6),
-    "G": Decimal(10**9),
-    "T": Decimal(10**12),
-    "P": Decimal(10**15),
-    "E": Decimal(10**18),
-    "Ki": Decimal(2**10),
-    "Mi": Decimal(2**20),
-    "Gi": Decimal(2**30),
-    "Ti": Decimal(2**40),
-    "Pi": Decimal(2**50),
-    "Ei": Decimal(2**60),
-}
 
 CPU_PERIOD_US = 100_000
 MIN_SHARES = 2
 MIN_QUOTA_US = 1_000
 
 
-def parse_quantity(value: Any) -> Decimal:
-    """`"250m"` → 0.25, `"1Gi"` → 1073741824; numbers pass through."""
-    if isinstance(value, int | float):
-        return Decimal(str(value))
-    text = str(value).strip()
+def parse_quantity(value: Any) -> Fraction:
+    """`"250m"` → 1/4, `"1Gi"` → 1073741824; a bad quantity is a pod spec error, shown on the pod."""
     try:
-        return Decimal(text)  # plain and exponent forms: "1.5", "2e3"
-    except InvalidOperation:
-        pass
-    for suffix in sorted(_SUFFIXES, key=len, reverse=True):
-        if suffix and text.endswith(suffix):
-            try:
-                return Decimal(text[: -len(suffix)]) * _SUFFIXES[suffix]
-            except InvalidOperation:
-                break
-    raise PodSpecError("InvalidQuantity", f"cannot parse quantity {value!r}")
+        return parse_api_quantity(value)
+    except (QuantityError, TypeError) as err:
+        raise PodSpecError("InvalidQuantity", f"cannot parse quantity {value!r}") from err
 
 
 def millicores(value: Any) -> int:
-    return int((parse_quantity(value) * 1000).to_integral_value(rounding="ROUND_CEILING"))
+    return math.ceil(parse_quantity(value) * 1000)
 
 
 def linux_resources(resources: dict[str, Any] | None) -> LinuxResources:

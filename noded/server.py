@@ -2,7 +2,10 @@
 
 - `GET /containerLogs/{ns}/{pod}/{container}?follow=&previous=&tailLines=&timestamps=&limitBytes=`
 - `/exec/{ns}/{pod}/{container}?command=…&output=1&error=1` over WebSocket (`v5`/`v4.channel.k8s.io`:
-  channel 1 stdout, 2 stderr, 3 the final Status), run through CRI ExecSync
+  channel 1 stdout, 2 stderr, 3 the final Status), run through CRI ExecSync; with `input=1` or `tty=1`
+  through CRI Exec, relayed to the runtime's streaming server (`noded.streaming`)
+- `/attach/{ns}/{pod}/{container}` (CRI Attach) and `/portForward/{ns}/{pod}?port=…` (CRI PortForward),
+  relayed the same way
 - `GET /stats/summary` (what `kubectl top`-like tools read), `GET /pods`, `GET /healthz`
 
 Clients must present a certificate signed by the cluster CA (the API server's kubelet-client cert).
@@ -29,11 +32,18 @@ from noded.interfaces import RuntimeClient
 from noded.logs import container_log_files, parse_line, read_log, render
 from noded.manager import PodManager
 from noded.status import rfc3339
-from noded.types import LABEL_CONTAINER_NAME, LABEL_POD_NAME, LABEL_POD_NAMESPACE, Container, ContainerState
+from noded.streaming import EXEC_PROTOCOLS, PORTFORWARD_PROTOCOLS, serve_relay
+from noded.types import (
+    LABEL_CONTAINER_NAME,
+    LABEL_POD_NAME,
+    LABEL_POD_NAMESPACE,
+    Container,
+    ContainerState,
+    SandboxState,
+)
 
 log = logging.getLogger(__name__)
 
-STREAM_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 CH_STDOUT, CH_STDERR, CH_ERROR = 1, 2, 3
 EXEC_TIMEOUT = 600
 FOLLOW_POLL = 0.2
@@ -73,6 +83,10 @@ class NodeServer:
         for method in ("GET", "POST"):
             app.router.add_route(method, "/exec/{ns}/{pod}/{container}", self.exec)
             app.router.add_route(method, "/exec/{ns}/{pod}/{uid}/{container}", self.exec)
+            app.router.add_route(method, "/attach/{ns}/{pod}/{container}", self.attach)
+            app.router.add_route(method, "/attach/{ns}/{pod}/{uid}/{container}", self.attach)
+            app.router.add_route(method, "/portForward/{ns}/{pod}", self.port_forward)
+            app.router.add_route(method, "/portForward/{ns}/{pod}/{uid}", self.port_forward)
         app.router.add_get("/stats/summary", self.stats_summary)
         app.router.add_get("/pods", self.pods)
         return app
@@ -139,9 +153,33 @@ class NodeServer:
                 await asyncio.sleep(FOLLOW_POLL)
 
     # -- exec ------------------------------------------------------------------------------------
+    async def _running(self, ns: str, pod: str, name: str) -> Container:
+        c = await self._container(ns, pod, name)
+        if c is None or c.state != ContainerState.RUNNING:
+            raise NodedError(f'container "{name}" in pod "{pod}" is not running')
+        return c
+
+    def _spec_tty(self, ns: str, pod: str, name: str) -> bool:
+        """Whether the pod spec gives the container a terminal (CRI Attach must match the container)."""
+        for w in self.manager.workers.values():
+            meta = w.pod["metadata"]
+            if meta["name"] == pod and meta.get("namespace", "default") == ns:
+                return any(c.get("name") == name and c.get("tty") for c in w.pod["spec"].get("containers") or [])
+        return False
+
     async def exec(self, request: web.Request) -> web.StreamResponse:
         target = (request.match_info["ns"], request.match_info["pod"], request.match_info["container"])
-        ws = web.WebSocketResponse(protocols=STREAM_PROTOCOLS, max_msg_size=0)
+        command = request.query.getall("command", [])
+        stdin, tty = _flag(request, "input") or _flag(request, "stdin"), _flag(request, "tty")
+        if command and (stdin or tty):
+
+            async def url() -> str:
+                c = await self._running(*target)
+                stdout, stderr = _flag(request, "output"), _flag(request, "error")
+                return await self.runtime.exec_url(c.id, command, tty=tty, stdin=stdin, stdout=stdout, stderr=stderr)
+
+            return await serve_relay(request, url, EXEC_PROTOCOLS)
+        ws = web.WebSocketResponse(protocols=EXEC_PROTOCOLS, max_msg_size=0)
         await ws.prepare(request)
         try:
             status = await self._exec(ws, request, target)
@@ -159,12 +197,7 @@ class NodeServer:
         command = request.query.getall("command", [])
         if not command:
             return exec_status(-1, "no command given")
-        if _flag(request, "input") or _flag(request, "stdin"):
-            # Interactive sessions need the runtime's streaming Exec; tinykube's cri serves ExecSync only.
-            return exec_status(-1, "interactive exec (stdin) is not supported by this node's runtime yet")
-        c = await self._container(ns, pod, name)
-        if c is None or c.state != ContainerState.RUNNING:
-            return exec_status(-1, f'container "{name}" in pod "{pod}" is not running')
+        c = await self._running(ns, pod, name)
         result = await self.runtime.exec_sync(c.id, command, EXEC_TIMEOUT)
         tty = _flag(request, "tty")
         if result.stdout:
@@ -178,6 +211,34 @@ class NodeServer:
                     if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
                         break
         return exec_status(result.exit_code)
+
+    async def attach(self, request: web.Request) -> web.StreamResponse:
+        target = (request.match_info["ns"], request.match_info["pod"], request.match_info["container"])
+
+        async def url() -> str:
+            c = await self._running(*target)
+            stdin, stdout, stderr = (_flag(request, f) for f in ("input", "output", "error"))
+            return await self.runtime.attach_url(
+                c.id, tty=self._spec_tty(*target), stdin=stdin, stdout=stdout, stderr=stderr
+            )
+
+        return await serve_relay(request, url, EXEC_PROTOCOLS)
+
+    async def port_forward(self, request: web.Request) -> web.StreamResponse:
+        ns, pod = request.match_info["ns"], request.match_info["pod"]
+        try:
+            ports = [int(p) for p in request.query.getall("port", [])]
+        except ValueError as err:
+            raise web.HTTPBadRequest(text=f"bad port: {err}") from err
+
+        async def url() -> str:
+            sandboxes = await self.runtime.list_pod_sandbox(labels={LABEL_POD_NAMESPACE: ns, LABEL_POD_NAME: pod})
+            ready = [s for s in sandboxes if s.state == SandboxState.READY]
+            if not ready:
+                raise NodedError(f'pod "{pod}" has no running sandbox on this node')
+            return await self.runtime.portforward_url(max(ready, key=lambda s: s.created_at).id, ports)
+
+        return await serve_relay(request, url, PORTFORWARD_PROTOCOLS)
 
     # -- stats -----------------------------------------------------------------------------------
     def _nano_cores(self, cid: str, ts: int, usage: int) -> int | None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from controlplane.apiserver import openapi_models
 from controlplane.apiserver.reviews import REVIEWS
 from controlplane.resources import ALL_RESOURCES, Resource, by_group_version
 
@@ -263,7 +264,7 @@ def openapi_v3_doc(group_version: str) -> dict[str, Any] | None:
         "openapi": "3.0.0",
         "info": {"title": "tinykube", "version": GIT_VERSION},
         "paths": paths,
-        "components": {"schemas": {}},
+        "components": {"schemas": openapi_models.schemas_for(resources)},
     }
 
 

@@ -8,6 +8,7 @@ import asyncio
 import base64
 import copy
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,8 @@ MAX_BODY = 3 * 1024 * 1024  # Kubernetes' request size limit (3 MiB)
 JSON = "application/json"
 
 ANONYMOUS = UserInfo("system:anonymous", ("system:unauthenticated",))
+SLOW_REQUEST = 5.0  # seconds; a short request slower than this is logged (a loaded loop, a stuck store)
+_STREAMS = frozenset({"log", "exec", "attach", "portforward", "proxy"})  # long-running subresources
 ATTRS = web.RequestKey("attrs", RequestAttributes)  # what a request asks for, once parsed (for metrics)
 
 
@@ -144,13 +147,21 @@ class ApiHandlers:
     async def _errors(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
+        started = time.monotonic()
         resp = await self._answer(request, handler)
+        seconds: float | None = time.monotonic() - started
         attrs = request.get(ATTRS)
         if attrs is None:
-            self.requests.observe(request.method, "", resp.status)
+            verb, resource = request.method, ""
         else:
-            resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
-            self.requests.observe(attrs.verb, resource, resp.status)
+            verb, resource = attrs.verb, attrs.resource
+            if attrs.subresource:
+                resource += f"/{attrs.subresource}"
+            if verb == "watch" or attrs.subresource in _STREAMS:
+                seconds = None
+        self.requests.observe(verb, resource, resp.status, seconds)
+        if seconds is not None and seconds > SLOW_REQUEST:
+            log.warning("slow request: %s %s took %.1fs (%d)", request.method, request.path_qs, seconds, resp.status)
         return resp
 
     async def _answer(
@@ -250,11 +261,11 @@ class ApiHandlers:
             doc = discovery.api_group(parts[1])
         elif parts[0] == "apis" and len(parts) == 3:
             doc = discovery.api_resource_list(f"{parts[1]}/{parts[2]}")
-        elif path == "/openapi/v3":
-            doc = discovery.openapi_v3_root()
+        elif path == "/openapi/v3":  # the first one builds every schema (~1 s): off the event loop
+            doc = await asyncio.to_thread(discovery.openapi_v3_root)
         elif parts[:2] == ["openapi", "v3"] and len(parts) > 3:
             gv = parts[3] if parts[2] == "api" else "/".join(parts[3:5])
-            doc = discovery.openapi_v3_doc(gv)
+            doc = await asyncio.to_thread(discovery.openapi_v3_doc, gv)
         else:
             doc = None
         if doc is None:

@@ -19,7 +19,8 @@ from controlplane.resources import ALL_RESOURCES, Resource
 _SPECIAL_MODELS = {("", "Event"): "CoreV1Event", ("events.k8s.io", "Event"): "EventsV1Event"}
 
 
-def _model_name(res: Resource) -> str:
+def model_name(res: Resource) -> str:
+    """The official client's model class for a kind (most are `<Version><Kind>`)."""
     return _SPECIAL_MODELS.get((res.group, res.kind), f"{res.version.capitalize()}{res.kind}")
 
 
@@ -53,7 +54,7 @@ def build() -> dict[str, Any]:
 
     kinds: dict[str, str] = {}
     for res in ALL_RESOURCES:
-        name = _model_name(res)
+        name = model_name(res)
         visit(name)
         kinds[f"{res.group_version}/{res.kind}"] = name
     return {"kinds": kinds, "models": dict(sorted(out_models.items()))}

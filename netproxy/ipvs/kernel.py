@@ -1,6 +1,7 @@
-"""The kernel side of the IPVS backend: virtual/real servers over generic netlink (pyroute2's IPVS
-socket, never `ipvsadm` in the sync path), the holder interface whose addresses make the kernel accept
-ClusterIPs as local, and `ipset restore`. Narrow on purpose: all decisions are made in `plan.py`.
+"""The kernel side of the IPVS backend: virtual/real servers over generic netlink (read with
+pyroute2's IPVS socket, written in batches by `batch.py`; never `ipvsadm` in the sync path), the holder
+interface whose addresses make the kernel accept ClusterIPs as local, and `ipset restore`. Narrow on
+purpose: all decisions are made in `plan.py`.
 """
 
 from __future__ import annotations
@@ -13,14 +14,9 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Protocol
 
 from netproxy.errors import ApplyError
+from netproxy.ipvs.batch import IP_VS_SVC_F_PERSISTENT, PROTOCOLS, BatchSender
 from netproxy.ipvs.plan import (
-    AddReal,
-    AddService,
     CurrentService,
-    DeleteReal,
-    DeleteService,
-    EditReal,
-    EditService,
     Operation,
     RealKey,
     RealServer,
@@ -29,10 +25,7 @@ from netproxy.ipvs.plan import (
 )
 
 HOLDER = "kube-ipvs0"
-PROTO_NUMBERS = {"TCP": socket.IPPROTO_TCP, "UDP": socket.IPPROTO_UDP, "SCTP": socket.IPPROTO_SCTP}
-PROTO_NAMES = {v: k for k, v in PROTO_NUMBERS.items()}
-IP_VS_SVC_F_PERSISTENT = 0x0001
-IP_VS_CONN_F_MASQ = 0  # NAT forwarding: the only method that works for pods behind a bridge
+PROTO_NAMES = {v: k for k, v in PROTOCOLS.items()}
 
 
 class IPVSTables(Protocol):
@@ -67,8 +60,11 @@ class NetlinkIPVS:
         # pyroute2's generic-netlink sockets otherwise build and tear down an event loop, and rediscover
         # the IPVS family, on every request (~20 ms each under emulation); IPRoute keeps its loop the same way.
         self._ipvs.asyncore.local.keep_event_loop = True
+        self._ipvs.service("dump")  # sets the socket up, which resolves the IPVS family id
+        self._sender = BatchSender(family=int(self._ipvs.asyncore.prid))
 
     def close(self) -> None:
+        self._sender.close()
         self._ipvs.close()
 
     def snapshot(self, keys: Collection[VirtualKey] | None = None) -> dict[VirtualKey, CurrentService]:
@@ -93,7 +89,7 @@ class NetlinkIPVS:
                 int(attrs.get("IPVS_SVC_ATTR_TIMEOUT", 0)) if persistent else 0,
             )
             reals: dict[RealKey, RealServer] = {}
-            service = IPVSService(addr=key.address, port=key.port, protocol=PROTO_NUMBERS[proto])
+            service = IPVSService(addr=key.address, port=key.port, protocol=PROTOCOLS[proto])
             for dmsg in self._ipvs.dest("dump", service=service):
                 d = _attrs(dmsg, "IPVS_CMD_ATTR_DEST")
                 rk = RealKey(str(d["IPVS_DEST_ATTR_ADDR"]), int(d["IPVS_DEST_ATTR_PORT"]))
@@ -107,41 +103,7 @@ class NetlinkIPVS:
         return out
 
     def apply(self, ops: Iterable[Operation]) -> None:
-        from pyroute2 import IPVSDest, IPVSService
-        from pyroute2.netlink.exceptions import NetlinkError
-
-        def svc(key: VirtualKey, server: VirtualServer | None = None) -> Any:
-            fields: dict[str, Any] = {"addr": key.address, "port": key.port, "protocol": PROTO_NUMBERS[key.protocol]}
-            if server is not None:
-                fields["sched_name"] = server.scheduler
-                fields["flags"] = {"flags": IP_VS_SVC_F_PERSISTENT if server.persistence else 0, "mask": 0xFFFF}
-                fields["timeout"] = server.persistence
-            return IPVSService(**fields)
-
-        for op in ops:
-            try:
-                match op:
-                    case AddService(server=s):
-                        self._ipvs.service("add", service=svc(s.key, s))
-                    case EditService(server=s):
-                        self._ipvs.service("set", service=svc(s.key, s))
-                    case DeleteService(key=k):
-                        self._ipvs.service("del", service=svc(k))
-                    case AddReal(service=k, real=r, weight=w):
-                        dest = IPVSDest(addr=r.address, port=r.port, weight=w, fwd_method=IP_VS_CONN_F_MASQ)
-                        self._ipvs.dest("add", service=svc(k), dest=dest)
-                    case EditReal(service=k, real=r, weight=w):
-                        dest = IPVSDest(addr=r.address, port=r.port, weight=w, fwd_method=IP_VS_CONN_F_MASQ)
-                        self._ipvs.dest("set", service=svc(k), dest=dest)
-                    case DeleteReal(service=k, real=r):
-                        self._ipvs.dest("del", service=svc(k), dest=IPVSDest(addr=r.address, port=r.port))
-            except NetlinkError as err:
-                # Idempotence: what is already there (or already gone) is what we wanted.
-                if (err.code == errno.EEXIST and isinstance(op, AddService | AddReal)) or (
-                    err.code in (errno.ENOENT, errno.ESRCH) and isinstance(op, DeleteService | DeleteReal)
-                ):
-                    continue
-                raise ApplyError("ipvs-netlink", err.code, f"{op}: {err}") from err
+        self._sender.apply(ops)
 
 
 def _attrs(msg: Any, nla: str) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 worker's decisions (start, restart, back off, kill) are tested without root or processes.
 
 Tests steer it: `on_start` decides whether a starting container exits at once (and with which code),
-`exit_container` ends a running one, `exec_handler` answers ExecSync (exec probes), and `calls` records
+`exit_container` ends a running one, `exec_handler` answers ExecSync (exec probes), streaming URLs
+(Exec/Attach/PortForward) point at `stream_base` with their options as query, and `calls` records
 every mutating call in order.
 """
 
@@ -49,6 +50,7 @@ class FakeRuntime:
     configs: dict[str, ContainerConfig] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
     stop_timeouts: dict[str, int] = field(default_factory=dict)
+    stream_base: str = "http://fake"  # where Exec/Attach/PortForward URLs point (a test's WebSocket server)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def _next(self, prefix: str) -> str:
@@ -185,9 +187,25 @@ class FakeRuntime:
         self.calls.append(("exec_sync", container_id))
         return self.exec_handler(c, cmd)
 
-    async def exec_url(self, container_id: str, cmd: Sequence[str], *, tty: bool, stdin: bool) -> str:
+    async def exec_url(
+        self, container_id: str, cmd: Sequence[str], *, tty: bool, stdin: bool, stdout: bool = True, stderr: bool = True
+    ) -> str:
         await self.container_status(container_id)
-        return f"http://fake/exec/{container_id}"
+        self.calls.append(("exec", container_id))
+        return f"{self.stream_base}/exec/{container_id}?tty={int(tty)}&stdin={int(stdin)}"
+
+    async def attach_url(
+        self, container_id: str, *, tty: bool, stdin: bool, stdout: bool = True, stderr: bool = True
+    ) -> str:
+        await self.container_status(container_id)
+        self.calls.append(("attach", container_id))
+        return f"{self.stream_base}/attach/{container_id}?tty={int(tty)}&stdin={int(stdin)}"
+
+    async def portforward_url(self, sandbox_id: str, ports: Sequence[int]) -> str:
+        if sandbox_id not in self.sandboxes:
+            raise RuntimeNotFound(sandbox_id)
+        self.calls.append(("portforward", sandbox_id))
+        return f"{self.stream_base}/portforward/{sandbox_id}?" + "&".join(f"port={p}" for p in ports)
 
     async def list_container_stats(self) -> list[ContainerStats]:
         out = []

@@ -268,3 +268,12 @@ def test_apply_changes_a_node_port_service_to_cluster_ip(server: ServerHandle, t
     assert live["spec"]["type"] == "ClusterIP"
     assert "nodePort" not in live["spec"]["ports"][0]
     kubectl(server, "delete", "svc", "np-to-cip")
+
+
+def test_kubectl_explain_describes_fields_from_the_openapi_schemas(server: ServerHandle) -> None:
+    out = kubectl(server, "explain", "pods.spec")
+    assert "FIELD: spec <PodSpec>" in out
+    assert "containers\t<[]Container> -required-" in out
+    out = kubectl(server, "explain", "deployments.spec.replicas")
+    assert "FIELD: replicas <integer>" in out
+    assert "desired pods" in out

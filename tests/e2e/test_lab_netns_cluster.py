@@ -328,7 +328,14 @@ def _until(what: str, check: Callable[[], bool], timeout: float) -> None:
         time.sleep(1)
 
 
+def _only_once(cluster: Cluster) -> None:
+    """Scheduling and node lifecycle do not depend on pod routing: prove them with static routes only."""
+    if cluster.lab.mode != "static":
+        pytest.skip("does not depend on pod routing: proven once, with static routes")
+
+
 def test_a_daemonset_runs_one_pod_on_every_node(cluster: Cluster) -> None:
+    _only_once(cluster)
     cluster.kubectl("apply", "-f", "-", input=DAEMONSET)
     try:
 
@@ -344,8 +351,7 @@ def test_a_daemonset_runs_one_pod_on_every_node(cluster: Cluster) -> None:
 
 def test_a_frozen_node_goes_not_ready_and_its_pods_are_recreated_on_the_others(cluster: Cluster) -> None:
     """Runs last in the module: it stops one node's agent (SIGSTOP) and brings it back."""
-    if cluster.lab.mode != "static":
-        pytest.skip("node lifecycle does not depend on pod routing: proven once, with static routes")
+    _only_once(cluster)
     cluster.kubectl("apply", "-f", "-", input=SPREAD)
     _until(
         "3 spread pods run", lambda: sum(p["status"].get("phase") == "Running" for p in _spread_pods(cluster)) == 3, 60

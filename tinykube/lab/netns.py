@@ -34,81 +34,21 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from tinykube.lab import netns_cgroups as cgroups
 from tinykube.lab import netns_procs as procs
 from tinykube.lab import netns_state
 from tinykube.lab.netns_errors import AlreadyRunning, NetLabError, NotRunning, StartError
+from tinykube.lab.netns_interfaces import NETNS_DIR, NODE_BINDS, Daemons, Launch, NodeDirs
 from tinykube.lab.netns_plan import API_PORT, LabPlan, NodePlan
 from tinykube.lab.netns_state import LabState
 from tinykube.lab.netns_topology import NetnsConfig, render
 
-NETNS_DIR = "/run/netns"
 DEFAULT_STATE_DIR = "/var/lib/tinykube/lab"
 CONTROLPLANE = "controlplane"
 LOCK_FILE = "lock"
 TOOLS = ("ip", "bridge", "nsenter", "unshare", "mount", "sh")
 CGROUP_PARKING = ".cgroup-fs"  # where a holder keeps the cgroup mounts while it remounts /sys
-
-# Node-private directories, bind-mounted over the paths tinykube and CNI plugins use by default.
-NODE_BINDS: dict[str, str] = {
-    "etc": "/etc/tinykube",
-    "lib": "/var/lib/tinykube",
-    "run": "/run/tinykube",
-    "cni-conf": "/etc/cni/net.d",
-    "cni-bin": "/opt/cni/bin",
-    "cni-state": "/var/lib/cni",
-    "pod-logs": "/var/log/pods",
-    "netns": NETNS_DIR,
-}
-
-
-@dataclass(frozen=True)
-class Launch:
-    """One daemon to start: argv as it runs inside its namespace."""
-
-    role: str
-    argv: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class NodeDirs:
-    """A node's directories as the host sees them (`host`) and as its daemons see them (`inside`)."""
-
-    root: Path
-    logs: Path
-    cgroup_pods: str  # cgroup path (relative to each hierarchy) for the node's pods
-
-    def host(self, key: str) -> Path:
-        return self.root / key
-
-    @staticmethod
-    def inside(key: str) -> str:
-        return NODE_BINDS[key]
-
-
-class Daemons(Protocol):
-    """What runs in the lab: the real tinykube daemons, or stand-ins for testing the lab itself."""
-
-    def control_plane(self, lab: LabPlan, cp_dir: Path) -> list[Launch]: ...
-
-    def wait_control_plane(
-        self, lab: LabPlan, cp_dir: Path, *, host_api: str, deadline: float, check: Callable[[], None]
-    ) -> str:
-        """Block until the control plane serves (calling `check`, which raises once a daemon died);
-        return the host-side kubeconfig path ("" if none)."""
-        ...
-
-    def node_runtime(self, lab: LabPlan, node: NodePlan, dirs: NodeDirs) -> list[Launch]:
-        """A node's daemons that need no API server; started while the control plane starts."""
-        ...
-
-    def node(self, lab: LabPlan, node: NodePlan, dirs: NodeDirs, cp_dir: Path) -> list[Launch]:
-        """A node's daemons that talk to the API server; started once it is ready."""
-        ...
-
-    def wait_nodes(self, lab: LabPlan, kubeconfig: str, *, deadline: float, check: Callable[[], None]) -> None: ...
 
 
 @dataclass
@@ -293,7 +233,16 @@ class _Up:
         dead = [r for r in self.state.processes if not procs.is_alive(r)]
         if dead:
             r = dead[0]
-            raise StartError(f"{r.role} of {r.owner} exited (see {r.log})")
+            # Quote the log: a failed `up` removes the state dir the log lives in.
+            raise StartError(f"{r.role} of {r.owner} exited; the end of its log:\n{_tail(r.log)}")
+
+
+def _tail(path: str, lines: int = 8) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:]).rstrip() or "(empty)"
+    except FileNotFoundError:
+        return "(no log)"
 
 
 def _refuse_second_lab(lab: LabPlan, sdir: Path) -> None:

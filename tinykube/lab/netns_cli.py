@@ -16,6 +16,7 @@ from typing import Any
 
 from tinykube.lab import netns
 from tinykube.lab.netns_errors import NetLabError
+from tinykube.lab.netns_interfaces import Daemons
 from tinykube.lab.netns_plan import (
     API_PORT,
     DEFAULT_NAME,
@@ -35,7 +36,12 @@ def add_subcommands(subparsers: Any) -> None:
     up = subparsers.add_parser("up", help="start a control plane and N nodes, each node a network namespace")
     up.add_argument("--nodes", type=int, default=3, help="how many nodes (default 3)")
     up.add_argument("--mode", choices=MODES, default="static", help="pod routing between nodes (default static)")
-    up.add_argument("--proxy-mode", choices=PROXY_MODES, default="iptables", help="Service proxy backend")
+    up.add_argument(
+        "--proxy-mode",
+        choices=PROXY_MODES,
+        default="iptables",
+        help="Service proxy backend (ipvs needs the ip_vs kernel module)",
+    )
     up.add_argument("--name", default=DEFAULT_NAME, help="prefix of namespace and node names")
     up.add_argument("--underlay", default=DEFAULT_UNDERLAY, help="node network (the first address is the API server)")
     up.add_argument("--pod-cidr", default=DEFAULT_POD_CIDR, help="split into one /24 per node")
@@ -48,13 +54,13 @@ def add_subcommands(subparsers: Any) -> None:
         help="run stand-in processes instead of tinykube's daemons (tries the lab's network and supervision alone)",
     )
     down = subparsers.add_parser("down", help="stop the lab and remove everything it made")
-    status = subparsers.add_parser("status", help="show the lab's nodes and processes")
+    status = subparsers.add_parser("status", help="show the lab's nodes and processes (exit 1 if one has exited)")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     for p in (up, down, status):
         p.add_argument("--state-dir", default=netns.DEFAULT_STATE_DIR, help=f"default {netns.DEFAULT_STATE_DIR}")
 
 
-def _daemons(args: argparse.Namespace) -> netns.Daemons:
+def _daemons(args: argparse.Namespace) -> Daemons:
     if args.stand_ins:
         from tinykube.lab.netns_standin import StandinDaemons
 
@@ -83,6 +89,7 @@ def _up(args: argparse.Namespace) -> int:
         print(f"  {node.name:<16} {node.ip:<15} pods {node.pod_cidr}")
     if state.kubeconfig:
         print(f"  export KUBECONFIG={state.kubeconfig}   # API relayed from 127.0.0.1:{state.api_port}")
+    print(f"  ip netns exec {lab.nodes[0].name} bash   # a shell on a node")
     print(f"  tinykube lab down --state-dir {args.state_dir}")
     return 0
 

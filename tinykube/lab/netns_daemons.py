@@ -1,6 +1,6 @@
 """The real daemons of a netns lab: `tinykube server` in the hub, `tinykube cri`, `node` and `proxy`
 in every node. Node daemons run with tinykube's default paths, which the node's holder has
-bind-mounted onto the node's own directories (see netns.NODE_BINDS); the files the lab writes for
+bind-mounted onto the node's own directories (see netns_interfaces.NODE_BINDS); the files the lab writes for
 a node before it starts (kubeconfig, CNI plugins and conflist) go to those directories on the host.
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from tinykube.lab.netns import Launch, NodeDirs
 from tinykube.lab.netns_errors import StartError
+from tinykube.lab.netns_interfaces import Launch, NodeDirs
 from tinykube.lab.netns_plan import API_PORT, LabPlan, NodePlan
 
 NODE_KUBECONFIG = "node.kubeconfig"

@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tinykube.lab import traffic
-from tinykube.lab.netns import Launch, NodeDirs
 from tinykube.lab.netns_errors import StartError
+from tinykube.lab.netns_interfaces import Launch, NodeDirs
 from tinykube.lab.netns_plan import API_PORT, LabPlan, NodePlan
 
 NODE_PORT = 10250

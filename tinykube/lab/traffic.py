@@ -1,7 +1,7 @@
 """Bounded test traffic for labs, tests and benchmarks: a TCP+UDP echo host and a measuring client.
 
     python -m tinykube.lab.traffic serve NAME PORT [--lifetime S]
-    python -m tinykube.lab.traffic tcp|udp HOST PORT [--count N] [--seconds S] [--stats]
+    python -m tinykube.lab.traffic tcp|udp HOST PORT [--count N] [--seconds S] [--stats [--versus HOST2]]
 
 The server answers every connection or datagram with its NAME and exits by itself after --lifetime
 seconds, so a failed test can never leave it serving. The client makes at most N attempts within S
@@ -119,6 +119,43 @@ def measure(once: Callable[[], str], *, count: int, seconds: float) -> Stats:
     )
 
 
+def measure_pair(
+    first: Callable[[], str], second: Callable[[], str], *, count: int, seconds: float, batch: int = 20
+) -> tuple[Stats, Stats]:
+    """Measures two targets in alternating batches, so that drift in the machine's speed (an emulator
+    drifts by ±15–20 %) falls on both alike and their ratio stays meaningful."""
+    a: list[Stats] = []
+    b: list[Stats] = []
+    deadline = time.perf_counter() + seconds
+    rounds = max(1, count // (2 * batch))
+    for _ in range(rounds):
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            break
+        a.append(measure(first, count=batch, seconds=left / 2))
+        b.append(measure(second, count=batch, seconds=max(0.01, deadline - time.perf_counter())))
+    return _combine(a), _combine(b)
+
+
+def _combine(parts: Sequence[Stats]) -> Stats:
+    ok = sum(p.ok for p in parts)
+    elapsed = sum(p.seconds for p in parts)
+    replies: Counter[str] = Counter()
+    for p in parts:
+        replies.update(p.replies)
+    p50s = sorted(p.p50_ms for p in parts if p.ok)
+    p99s = sorted(p.p99_ms for p in parts if p.ok)
+    return Stats(
+        attempts=sum(p.attempts for p in parts),
+        ok=ok,
+        seconds=elapsed,
+        rate=ok / elapsed if elapsed > 0 else 0.0,
+        p50_ms=percentile(p50s, 50),
+        p99_ms=max(p99s, default=0.0),
+        replies=dict(replies),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tinykube.lab.traffic")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -134,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         c.add_argument("--seconds", type=float, default=30.0)
         c.add_argument("--timeout", type=float, default=2.0)
         c.add_argument("--stats", action="store_true", help="print one JSON line of rate and latency")
+        c.add_argument("--versus", metavar="HOST", help="with --stats: alternate with HOST, print both")
     args = parser.parse_args(argv)
     if args.cmd == "serve":
         serve(args.name, args.port, args.lifetime)
@@ -143,6 +181,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     def once() -> str:
         return attempt(args.host, args.port, args.timeout)
 
+    if args.stats and args.versus:
+        first, second = measure_pair(
+            once, lambda: attempt(args.versus, args.port, args.timeout), count=args.count, seconds=args.seconds
+        )
+        print(json.dumps({"first": asdict(first), "second": asdict(second)}), flush=True)
+        return 0
     if args.stats:
         print(json.dumps(asdict(measure(once, count=args.count, seconds=args.seconds))), flush=True)
         return 0

@@ -49,10 +49,17 @@ def main() -> None:
     out["fork_refusals"] = int(_read(f"{d}/pids.events").split()[1])
     out["oom_kills"] = stats.oom_kills
     out["cpu_ns"] = stats.cpu_usage_ns
-    for pid in mgr.pids("tk/pod/c1"):
-        os.kill(pid, 9)
-    time.sleep(0.2)
-    mgr.remove("tk/pod")
+    deadline = time.monotonic() + 20  # killed tasks leave the cgroup asynchronously (slow under emulation)
+    while True:
+        for pid in mgr.pids("tk/pod/c1"):
+            os.kill(pid, 9)
+        try:
+            mgr.remove("tk/pod")
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
     out["removed"] = not os.path.exists("/mnt/cg/tk/pod")
     print("V2-RESULT " + json.dumps(out))
 

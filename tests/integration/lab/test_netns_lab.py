@@ -19,8 +19,8 @@ import pytest
 
 from tests.support.namespaces import NetNS
 from tinykube.lab import netns, netns_cgroups, netns_state, traffic
-from tinykube.lab.netns import Launch, NodeDirs
 from tinykube.lab.netns_errors import AlreadyRunning, StartError
+from tinykube.lab.netns_interfaces import Daemons, Launch, NodeDirs
 from tinykube.lab.netns_plan import LabPlan, Mode, NodePlan, plan
 from tinykube.lab.netns_standin import NODE_PORT, StandinDaemons
 from tinykube.lab.netns_state import LabState
@@ -33,7 +33,7 @@ def _name() -> str:
 
 
 @contextlib.contextmanager
-def running_lab(lab: LabPlan, state_dir: Path, daemons: netns.Daemons | None = None) -> Iterator[LabState]:
+def running_lab(lab: LabPlan, state_dir: Path, daemons: Daemons | None = None) -> Iterator[LabState]:
     state = netns.up(lab, state_dir=state_dir, daemons=daemons or StandinDaemons(), api_port=0, timeout=30)
     try:
         yield state
@@ -186,7 +186,8 @@ def test_second_up_is_refused_and_the_first_lab_keeps_running(tmp_path: Path) ->
 
 class _NodeThatDies(StandinDaemons):
     def node(self, lab: LabPlan, node: NodePlan, dirs: NodeDirs, cp_dir: Path) -> list[Launch]:
-        return [*super().node(lab, node, dirs, cp_dir), Launch("broken", ("sh", "-c", "sleep 0.3; exit 3"))]
+        broken = ("sh", "-c", "sleep 0.3; echo cannot start: no such thing >&2; exit 3")
+        return [*super().node(lab, node, dirs, cp_dir), Launch("broken", broken)]
 
     def wait_nodes(self, lab: LabPlan, kubeconfig: str, *, deadline: float, check: Callable[[], None]) -> None:
         while True:
@@ -197,7 +198,7 @@ class _NodeThatDies(StandinDaemons):
 def test_a_failed_up_says_which_daemon_died_and_removes_everything_it_made(tmp_path: Path) -> None:
     lab = plan(2, name=_name())
     before = {d for h in netns_cgroups.hierarchies() for d in os.listdir(h) if d.startswith("tinykube-lab-")}
-    with pytest.raises(StartError, match=r"broken of t\w+-node1 exited"):
+    with pytest.raises(StartError, match=r"broken of t\w+-node1 exited; the end of its log:\ncannot start: no such"):
         netns.up(lab, state_dir=tmp_path / "lab", daemons=_NodeThatDies(), api_port=0, timeout=20)
     after = {d for h in netns_cgroups.hierarchies() for d in os.listdir(h) if d.startswith("tinykube-lab-")}
     assert after == before

@@ -49,3 +49,16 @@ def test_openapi_v3_patch_operations_declare_field_validation() -> None:
     patch = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
     assert patch["x-kubernetes-group-version-kind"] == {"group": "apps", "version": "v1", "kind": "Deployment"}
     assert any(p["name"] == "fieldValidation" for p in patch["parameters"])
+
+
+def test_openapi_v3_doc_carries_kind_schemas_with_their_group_version_kind() -> None:
+    schemas = discovery.openapi_v3_doc("v1")["components"]["schemas"]  # type: ignore[index]
+    pod = schemas["io.k8s.v1.Pod"]
+    assert pod["x-kubernetes-group-version-kind"] == [{"group": "", "version": "v1", "kind": "Pod"}]
+    assert pod["properties"]["spec"]["allOf"] == [{"$ref": "#/components/schemas/io.k8s.v1.PodSpec"}]
+    spec = schemas["io.k8s.v1.PodSpec"]
+    assert "containers" in spec["required"]
+    assert spec["properties"]["containers"]["items"] == {"$ref": "#/components/schemas/io.k8s.v1.Container"}
+    assert spec["properties"]["nodeName"]["type"] == "string"
+    events = discovery.openapi_v3_doc("events.k8s.io/v1")["components"]["schemas"]  # type: ignore[index]
+    assert "io.k8s.events.v1.Event" in events

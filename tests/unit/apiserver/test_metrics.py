@@ -56,3 +56,15 @@ async def test_metrics_include_work_queues_of_controllers_in_the_process(client:
     assert 'workqueue_depth{name="metrics-test-queue"} 2' in text
     assert 'workqueue_adds_total{name="metrics-test-queue"} 2' in text
     queue.shutdown()
+
+
+async def test_short_requests_are_timed_and_watches_are_not(client: TestClient[Any, Any]) -> None:
+    async with client.get("/api/v1/namespaces/default/configmaps") as r:
+        assert r.status == 200
+    async with client.get("/api/v1/namespaces/default/configmaps", params={"watch": "1", "timeoutSeconds": "1"}) as r:
+        await r.read()
+    async with client.get("/metrics") as r:
+        text = await r.text()
+    assert 'apiserver_request_duration_seconds_count{verb="LIST",resource="configmaps"} 1' in text
+    assert 'apiserver_request_total{verb="WATCH",resource="configmaps",code="200"} 1' in text
+    assert 'apiserver_request_duration_seconds_count{verb="WATCH"' not in text

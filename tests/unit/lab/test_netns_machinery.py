@@ -22,6 +22,7 @@ from tinykube.lab import netns, netns_cgroups, netns_cli, netns_forward, netns_p
 from tinykube.lab.netns_cgroups import LabCgroups, hierarchies
 from tinykube.lab.netns_daemons import TinykubeDaemons, host_kubeconfig, ready_nodes
 from tinykube.lab.netns_errors import NotRunning
+from tinykube.lab.netns_interfaces import NODE_BINDS, NodeDirs
 from tinykube.lab.netns_plan import plan
 from tinykube.lab.netns_state import LabState
 
@@ -131,9 +132,9 @@ def test_node_daemons_get_the_node_identity_its_pod_cidr_and_a_cni_config(tmp_pa
     }
     (cp / "admin.kubeconfig").write_text(yaml.safe_dump(admin))
     root = tmp_path / "nodes" / "tklab-node2"
-    for key in netns.NODE_BINDS:
+    for key in NODE_BINDS:
         (root / key).mkdir(parents=True)
-    dirs = netns.NodeDirs(root=root, logs=tmp_path, cgroup_pods="lab/tklab-node2/pods")
+    dirs = NodeDirs(root=root, logs=tmp_path, cgroup_pods="lab/tklab-node2/pods")
     daemons = TinykubeDaemons(proxy_mode="nftables")
     early = daemons.node_runtime(lab, lab.nodes[1], dirs)
     assert [launch.role for launch in early] == ["cni-agent", "cri"]  # need no API server: start with it

@@ -20,3 +20,21 @@ def test_measure_counts_replies_and_stops_at_count() -> None:
 
 def test_tcp_client_reports_refused_on_a_closed_port() -> None:
     assert traffic.tcp_once("127.0.0.1", 9, 1.0) in ("REFUSED", "ERROR:111")
+
+
+def test_measure_pair_alternates_and_keeps_targets_apart() -> None:
+    calls: list[str] = []
+
+    def first() -> str:
+        calls.append("a")
+        return "a"
+
+    def second() -> str:
+        calls.append("b")
+        return "b"
+
+    a, b = traffic.measure_pair(first, second, count=80, seconds=10, batch=10)
+    assert a.replies == {"a": 40}
+    assert b.replies == {"b": 40}
+    assert calls[:20] == ["a"] * 10 + ["b"] * 10  # batches interleave
+    assert calls[20] == "a"

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -21,7 +21,7 @@ from noded.types import Container, ContainerState, LinuxResources, Sandbox, Sand
     [("250m", "0.25"), ("1", "1"), ("1.5", "1.5"), ("64Mi", str(64 * 2**20)), ("1G", "1000000000"), ("2e3", "2000")],
 )
 def test_quantities_parse_exactly(text: str, value: str) -> None:
-    assert parse_quantity(text) == Decimal(value)
+    assert parse_quantity(text) == Fraction(value)
 
 
 def test_bad_quantity_is_a_pod_spec_error() -> None:
