@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import psutil
 from aiohttp import WSMsgType, web
@@ -236,7 +237,9 @@ class NodeServer:
             ready = [s for s in sandboxes if s.state == SandboxState.READY]
             if not ready:
                 raise NodedError(f'pod "{pod}" has no running sandbox on this node')
-            return await self.runtime.portforward_url(max(ready, key=lambda s: s.created_at).id, ports)
+            url = await self.runtime.portforward_url(max(ready, key=lambda s: s.created_at).id, ports)
+            # The streaming server reads the ports from the session's own query, as the client sent them.
+            return url + ("&" if "?" in url else "?") + urlencode([("port", p) for p in ports])
 
         return await serve_relay(request, url, PORTFORWARD_PROTOCOLS)
 

@@ -44,7 +44,10 @@ async def serve_relay(
 ) -> web.WebSocketResponse:
     """Open the runtime's streaming URL, then accept the client with the subprotocol the runtime chose
     and relay until either side closes. A session that cannot start gets a Failure Status."""
-    wanted = relayable(offered_protocols(request.headers.get("Sec-WebSocket-Protocol", "")), supported)
+    offered = offered_protocols(request.headers.get("Sec-WebSocket-Protocol", ""))
+    wanted = relayable(offered, supported)
+    if not wanted:  # e.g. kubectl's SPDY-in-WebSocket port-forward (`SPDY/3.1+portforward.k8s.io`)
+        raise web.HTTPBadRequest(text=f"none of the offered subprotocols {offered} is served; use one of {supported}")
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         try:

@@ -205,7 +205,7 @@ class FakeRuntime:
         if sandbox_id not in self.sandboxes:
             raise RuntimeNotFound(sandbox_id)
         self.calls.append(("portforward", sandbox_id))
-        return f"{self.stream_base}/portforward/{sandbox_id}?" + "&".join(f"port={p}" for p in ports)
+        return f"{self.stream_base}/portforward/{sandbox_id}"
 
     async def list_container_stats(self) -> list[ContainerStats]:
         out = []

@@ -1,12 +1,18 @@
-"""noded through the real kubectl on a `tinykube up` cluster: logs, exec, env and volumes from the API,
-crash-loop back-off, liveness probes, static pods with mirror pods, and restart safety (kill -9 noded:
-running pods are adopted untouched; a pod deleted meanwhile is cleaned up)."""
+"""noded through the real kubectl on a `tinykube up` cluster: logs, exec (piped stdin and a terminal too),
+attach, env and volumes from the API, crash-loop back-off, liveness probes, static pods with mirror pods,
+and restart safety (kill -9 noded: running pods are adopted untouched; a pod deleted meanwhile is cleaned
+up)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
+import select
 import signal
+import struct
 import sys
+import termios
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -149,15 +155,115 @@ def test_kubectl_exec_returns_output_and_exit_code(cluster: Cluster) -> None:
     assert "oops" in out.stderr
 
 
-def test_exec_with_stdin_is_refused_with_a_clear_message_not_a_hang(cluster: Cluster) -> None:
-    # Interactive sessions need the runtime's streaming Exec, which tinykube's cri does not serve yet.
+def test_exec_with_stdin_feeds_piped_input_to_the_command(cluster: Cluster) -> None:
     out = cluster.ns.run(
         ["env", f"HOME={cluster.home}", "kubectl", "--kubeconfig", cluster.kubeconfig, "exec", "-i", "feat", "--",
-         "cat"],
-        check=False, input="x\n", timeout=30,
+         "sh", "-c", "read x; echo got $x; echo oops >&2; exit 5"],
+        check=False, input="hello\n", timeout=30,
     )  # fmt: skip
-    assert out.returncode != 0
-    assert "not supported" in out.stderr
+    assert out.stdout == "got hello\n"
+    assert "oops" in out.stderr
+    assert out.returncode == 5, out.stderr
+
+
+def _kubectl_in_pty(cluster: Cluster, *args: str, answer: tuple[bytes, bytes], timeout: float = 30) -> str:
+    """Run kubectl with a 33x99 terminal as stdin/stdout/stderr; type `answer[1]` once `answer[0]`
+    shows up; return everything the terminal showed when kubectl ends (bounded by `timeout`)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 99, 0, 0))
+    proc = cluster.ns.popen(
+        ["env", f"HOME={cluster.home}", "kubectl", "--kubeconfig", cluster.kubeconfig, *args],
+        stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+    )  # fmt: skip
+    os.close(slave)
+    shown, typed, deadline = b"", False, time.monotonic() + timeout
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise AssertionError(f"kubectl {' '.join(args)} still running after {timeout}s: {shown!r}")
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: kubectl, the terminal's last user, is gone
+                break
+            if not chunk:
+                break
+            shown += chunk
+            if not typed and answer[0] in shown:
+                os.write(master, answer[1])
+                typed = True
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    return shown.decode(errors="replace")
+
+
+def test_exec_with_a_tty_runs_under_a_terminal_of_the_clients_size(cluster: Cluster) -> None:
+    script = (
+        'for i in $(seq 25); do s=$(stty size); [ "$s" = "33 99" ] && break; sleep 0.2; done; '
+        'tty; echo "size $s"; read x; echo "got $x"'
+    )
+    shown = _kubectl_in_pty(cluster, "exec", "-it", "feat", "--", "sh", "-c", script, answer=(b"size", b"hi\r"))
+    assert "/dev/pts/" in shown
+    assert "size 33 99" in shown
+    assert "got hi" in shown
+
+
+def test_kubectl_attach_streams_stdin_and_output_of_the_main_process(cluster: Cluster) -> None:
+    talk = cluster.data_dir / "talk.yaml"
+    talk.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: talk}\nspec:\n  restartPolicy: Never\n"
+        "  terminationGracePeriodSeconds: 1\n  containers:\n"
+        "    - {name: main, image: busybox, imagePullPolicy: IfNotPresent, stdin: true,\n"
+        "       command: [sh, -c, 'while read x; do echo \"got $x\"; done; echo bye']}\n"
+    )
+    cluster.kubectl("apply", "-f", str(talk))
+    wait_for(lambda: _phase(cluster, "talk") == "Running", 30, "talk running")
+    out = cluster.ns.run(
+        ["env", f"HOME={cluster.home}", "kubectl", "--kubeconfig", cluster.kubeconfig, "attach", "-i", "talk"],
+        check=False, input="hello\n", timeout=30,
+    )  # fmt: skip
+    assert "got hello\nbye\n" in out.stdout, out.stderr
+    wait_for(lambda: _phase(cluster, "talk") == "Succeeded", 30, "talk succeeded after stdin closed")
+    cluster.kubectl("delete", "pod", "talk", "--wait=true")
+
+
+# kubectl port-forward speaks SPDY (tunnelled in a WebSocket); the official Python client speaks the
+# WebSocket channel protocol (`v4.channel.k8s.io`) that the API server, noded and cri relay.
+PORT_FORWARD_CLIENT = r"""
+import sys
+from kubernetes import client, config
+from kubernetes.stream import portforward
+config.load_kube_config(config_file=sys.argv[1])
+pf = portforward(client.CoreV1Api().connect_get_namespaced_pod_portforward, sys.argv[2], "default", ports="8080")
+conn = pf.socket(8080)
+conn.settimeout(10)
+data = b""
+while b"\n" not in data and (chunk := conn.recv(1024)):
+    data += chunk
+print(data.decode().strip())
+conn.close()
+"""
+
+
+def test_port_forward_reaches_a_port_inside_the_pod(cluster: Cluster) -> None:
+    listen = cluster.data_dir / "listen.yaml"
+    listen.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: listen}\nspec:\n  terminationGracePeriodSeconds: 1\n"
+        "  containers:\n    - {name: main, image: busybox, imagePullPolicy: IfNotPresent,\n"
+        "       command: [sh, -c, 'while true; do echo hello-from-pod | nc -l -p 8080; done']}\n"
+    )
+    cluster.kubectl("apply", "-f", str(listen))
+    wait_for(lambda: _phase(cluster, "listen") == "Running", 30, "listen running")
+    wait_for(lambda: ":8080 " in cluster.kubectl("exec", "listen", "--", "netstat", "-ltn"), 20, "nc listening")
+    out = cluster.ns.run(
+        [sys.executable, "-I", "-c", PORT_FORWARD_CLIENT, cluster.kubeconfig, "listen"], check=False, timeout=40
+    )
+    assert out.stdout.strip() == "hello-from-pod", out.stderr[-2000:]
+    cluster.kubectl("delete", "pod", "listen", "--wait=true")
 
 
 def test_volumes_are_mounted_into_the_container(cluster: Cluster) -> None:

@@ -134,6 +134,16 @@ async def test_port_forward_opens_the_pods_sandbox(
     assert fake.queries == [{"port": "80"}]
 
 
+async def test_a_client_without_a_relayable_subprotocol_is_refused_before_the_upgrade(
+    clients: tuple[TestClient[Any, Any], FakeStreaming],
+) -> None:
+    client, fake = clients
+    with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+        await client.ws_connect("/portForward/default/web?port=80", protocols=["SPDY/3.1+portforward.k8s.io"])
+    assert err.value.status == 400
+    assert fake.seen == []
+
+
 async def test_a_session_for_a_missing_container_ends_with_a_failure_status(
     clients: tuple[TestClient[Any, Any], FakeStreaming],
 ) -> None:
