@@ -18,7 +18,9 @@ def test_components_are_wired_to_the_same_socket_kubeconfig_and_log_root(tmp_pat
     args = parser().parse_args(["--data-dir", str(tmp_path), "--node-name", "n1", "--cgroup-root", "cg-1"])
     layout = Layout.under(args.data_dir)
     comps = {c.name: c.argv for c in components(args, layout)}
-    assert list(comps) == ["server", "cri", "node", "proxy"]
+    assert list(comps) == ["cni-agent", "server", "cri", "node", "proxy"]
+    # The CNI agent listens where the installed plugin executables look for it.
+    assert comps["cni-agent"][comps["cni-agent"].index("--socket") + 1] == str(layout.cni_socket)
     node, cri = comps["node"], comps["cri"]
     assert node[node.index("--cri-endpoint") + 1] == f"unix://{layout.cri_socket}"
     assert cri[cri.index("--socket") + 1] == str(layout.cri_socket)
@@ -26,7 +28,7 @@ def test_components_are_wired_to_the_same_socket_kubeconfig_and_log_root(tmp_pat
     assert node[node.index("--log-root") + 1] == cri[cri.index("--log-root") + 1]
     assert comps["server"][comps["server"].index("--kubeconfig-out") + 1] == str(layout.kubeconfig)
     no_proxy = parser().parse_args(["--data-dir", str(tmp_path), "--no-proxy"])
-    assert [c.name for c in components(no_proxy, layout)] == ["server", "cri", "node"]
+    assert [c.name for c in components(no_proxy, layout)] == ["cni-agent", "server", "cri", "node"]
 
 
 async def test_a_missing_component_is_reported_and_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
