@@ -66,3 +66,11 @@ def nft_endpoint_chain(spn: ServicePortName, ep: Endpoint) -> str:
 
 def nft_affinity_set(spn: ServicePortName, ep: Endpoint) -> str:
     return f"aff-{_hash(f'{spn}:{ep.ip}:{ep.port}')}"
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def nft_endpoint_key(chain: str) -> tuple[int, int]:
+    """A 64-bit hash of an nft Service port chain's name, as two 32-bit halves: with an endpoint's index
+    it keys the chain's endpoints in the one map all chains share (`numgen` values are 32-bit)."""
+    value = int(hashlib.sha256(chain.encode()).hexdigest()[:16], 16)
+    return value >> 32, value & 0xFFFFFFFF

@@ -33,7 +33,14 @@ from noded.interfaces import RuntimeClient
 from noded.logs import container_log_files, parse_line, read_log, render
 from noded.manager import PodManager
 from noded.status import rfc3339
-from noded.streaming import EXEC_PROTOCOLS, PORTFORWARD_PROTOCOLS, serve_relay
+from noded.streaming import (
+    EXEC_PROTOCOLS,
+    PORTFORWARD_PROTOCOLS,
+    offered_protocols,
+    serve_relay,
+    serve_spdy_portforward,
+    wants_spdy,
+)
 from noded.types import (
     LABEL_CONTAINER_NAME,
     LABEL_POD_NAME,
@@ -227,12 +234,8 @@ class NodeServer:
 
     async def port_forward(self, request: web.Request) -> web.StreamResponse:
         ns, pod = request.match_info["ns"], request.match_info["pod"]
-        try:
-            ports = [int(p) for p in request.query.getall("port", [])]
-        except ValueError as err:
-            raise web.HTTPBadRequest(text=f"bad port: {err}") from err
 
-        async def url() -> str:
+        async def url_for(ports: list[int]) -> str:
             sandboxes = await self.runtime.list_pod_sandbox(labels={LABEL_POD_NAMESPACE: ns, LABEL_POD_NAME: pod})
             ready = [s for s in sandboxes if s.state == SandboxState.READY]
             if not ready:
@@ -241,7 +244,14 @@ class NodeServer:
             # The streaming server reads the ports from the session's own query, as the client sent them.
             return url + ("&" if "?" in url else "?") + urlencode([("port", p) for p in ports])
 
-        return await serve_relay(request, url, PORTFORWARD_PROTOCOLS)
+        if wants_spdy(offered_protocols(request.headers.get("Sec-WebSocket-Protocol", ""))):
+            # kubectl: ports come per connection in SPDY stream headers, one runtime session each.
+            return await serve_spdy_portforward(request, lambda port: url_for([port]))
+        try:
+            ports = [int(p) for p in request.query.getall("port", [])]
+        except ValueError as err:
+            raise web.HTTPBadRequest(text=f"bad port: {err}") from err
+        return await serve_relay(request, lambda: url_for(ports), PORTFORWARD_PROTOCOLS)
 
     # -- stats -----------------------------------------------------------------------------------
     def _nano_cores(self, cid: str, ts: int, usage: int) -> int | None:

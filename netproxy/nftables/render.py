@@ -10,19 +10,18 @@ ports get one small chain per endpoint that updates a timeout set of client addr
 
 Rules hold no anonymous sets or maps (`{ a, b }`, `numgen … map { … }`): the `nft` tool loads every set
 of the table before it adds a rule, and 20k anonymous sets at 10k services made one partial sync cost
-~300 ms and the full load 5× slower (measured in bench/proxy_sync.py's netns). Endpoint choice is
-therefore a chain of `numgen random mod (N-j) 0` rules, the scheme iptables' `statistic` uses.
+~300 ms and the full load 5× slower (measured in bench/proxy_sync.py's netns).
 
-What one endpoint change costs at 10k services (~100-150 ms here, issue goal 50 ms) is mostly not
-the tool: changing rules of a chain reachable from a base chain (our DNAT rules) makes the kernel
-validate the whole table at commit (210k rules), while a rule added to an unreachable chain costs
-~20 ms. Meeting the goal needs endpoint choice in map elements instead of rules (e.g. one data map
-keyed by `numgen random mod N offset <service base>`), so an endpoint change edits elements only.
-Masquerade marks are set inline rather than through a marking chain: fewer jumps to validate.
+Endpoint choice lives in map elements, not in rules: each Service port chain ends in one
+`dnat ip to numgen random mod N map @<chain>-eps` whose named data map holds `index : address . port`.
+At 10k services any rule change, and any verdict-map element change, makes the kernel validate the whole
+table at commit (~120-130 ms here), while editing elements of a data map or a plain set costs ~15-20 ms.
+So replacing an endpoint edits elements only; adding or removing one still rewrites the `mod N` rule.
 
-Hairpin traffic (an endpoint reaching its own Service) is marked for masquerade when the source is any
-endpoint of the port, not only the chosen one: without per-endpoint chains the choice is not known
-before DNAT, and masquerading a little more than needed is harmless.
+Hairpin traffic (an endpoint reaching itself through its Service) is masqueraded in postrouting when the
+DNATed packet's source equals its destination, looked up in the `hairpin` set of `ip . ip` pairs of
+every endpoint address. A stale pair is harmless (a packet sent to itself through DNAT is hairpin
+whichever Service did it), so partial syncs only add pairs and a full sync drops the stale ones.
 
 A full sync replaces the table in one transaction (`add table` + `delete table` + definition);
 conntrack keeps NAT bindings, so established connections are unaffected, but ClientIP affinity
@@ -37,7 +36,7 @@ from dataclasses import dataclass, field
 
 from netproxy.config import MASQ_MARK, ProxyConfig
 from netproxy.model import DesiredState, Endpoint, ServicePort, select_endpoints
-from netproxy.naming import nft_affinity_set, nft_endpoint_chain, nft_service_chain
+from netproxy.naming import nft_affinity_set, nft_endpoint_chain, nft_endpoint_key, nft_service_chain
 
 TABLE = "tinykube"
 FAMILY = "ip"
@@ -45,45 +44,54 @@ SERVICE_IPS = "service-ips"
 SERVICE_NODEPORTS = "service-nodeports"
 NO_ENDPOINT_IPS = "no-endpoint-services"
 NO_ENDPOINT_NODEPORTS = "no-endpoint-nodeports"
+HAIRPIN = "hairpin"
 MAP_TYPES = {
     SERVICE_IPS: "ipv4_addr . inet_proto . inet_service : verdict",
     SERVICE_NODEPORTS: "inet_proto . inet_service : verdict",
     NO_ENDPOINT_IPS: "ipv4_addr . inet_proto . inet_service : verdict",
     NO_ENDPOINT_NODEPORTS: "inet_proto . inet_service : verdict",
 }
+# Endpoint maps, each shared by the chains whose key falls in it. Not one map: the kernel checks every
+# element added to a map against every rule that uses the map, and every rule added against every
+# element (10k rules x 100k elements: 20-60 s for a full sync at 10k services; 128 maps: ~1 s).
+ENDPOINT_MAPS = tuple(f"endpoints-{i}" for i in range(128))
+ENDPOINTS_TYPE = "numgen random mod 1 . numgen random mod 1 . numgen random mod 1 : ip daddr . th dport"
+SHARED = (*MAP_TYPES, *ENDPOINT_MAPS, HAIRPIN)  # maps and sets every Service port puts elements in
 REJECT = "goto reject-chain"
 
 
 @dataclass
 class NftPortRules:
-    """One Service port's share: map elements (map -> key -> verdict), chains and affinity sets."""
+    """One Service port's share: elements (map or set -> key -> value, "" in a set), chains, and its own
+    affinity sets (name -> (kind, body))."""
 
-    elements: dict[str, dict[str, str]] = field(default_factory=lambda: {m: {} for m in MAP_TYPES})
+    elements: dict[str, dict[str, str]] = field(default_factory=lambda: {m: {} for m in SHARED})
     chains: dict[str, list[str]] = field(default_factory=dict)
-    sets: dict[str, str] = field(default_factory=dict)  # name -> definition body
+    sets: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
-def _pick(port: ServicePort, endpoints: tuple[Endpoint, ...], proto: str, out: NftPortRules) -> list[str]:
-    """Rules that DNAT to one of `endpoints` at random: rule j matches with probability 1/(N-j) when
-    the ones before it did not, so each endpoint gets 1/N (the iptables `statistic` scheme). With
-    ClientIP affinity, the client's previous endpoint comes first."""
+def _pick(port: ServicePort, endpoints: tuple[Endpoint, ...], proto: str, chain: str, out: NftPortRules) -> list[str]:
+    """Rules that DNAT to one of `endpoints` at random. Without affinity: one rule and a data map from
+    `numgen` index to endpoint, so that replacing an endpoint edits map elements only. With ClientIP
+    affinity, the client's previous endpoint comes first, then the iptables `statistic` scheme: rule j
+    matches with probability 1/(N-j) when the ones before it did not, so each endpoint gets 1/N."""
+    for ep in endpoints:
+        out.elements[HAIRPIN][f"{ep.ip} . {ep.ip}"] = ""
     if port.session_affinity_timeout is None:
-        targets = [f"meta l4proto {proto} dnat ip to {e.ip}:{e.port}" for e in endpoints]
-    else:
-        targets, sticky = [], []
-        for ep in endpoints:
-            chain, aff = nft_endpoint_chain(port.name, ep), nft_affinity_set(port.name, ep)
-            out.sets[aff] = f"type ipv4_addr; flags dynamic,timeout; timeout {port.session_affinity_timeout}s;"
-            out.chains[chain] = [f"update @{aff} {{ ip saddr }}", f"meta l4proto {proto} dnat ip to {ep.ip}:{ep.port}"]
-            sticky.append(f"ip saddr @{aff} goto {chain}")
-            targets.append(f"goto {chain}")
-        return sticky + _spread(targets)
-    return _spread(targets)
-
-
-def _spread(targets: list[str]) -> list[str]:
+        hi, lo = nft_endpoint_key(chain)
+        name = ENDPOINT_MAPS[lo % len(ENDPOINT_MAPS)]
+        out.elements[name].update({f"{hi} . {lo} . {i}": f"{ep.ip} . {ep.port}" for i, ep in enumerate(endpoints)})
+        key = f"numgen random mod 1 offset {hi} . numgen random mod 1 offset {lo} . numgen random mod {len(endpoints)}"
+        return [f"meta l4proto {proto} dnat ip to {key} map @{name}"]
+    targets, sticky = [], []
+    for ep in endpoints:
+        ep_chain, aff = nft_endpoint_chain(port.name, ep), nft_affinity_set(port.name, ep)
+        out.sets[aff] = "set", f"type ipv4_addr; flags dynamic,timeout; timeout {port.session_affinity_timeout}s;"
+        out.chains[ep_chain] = [f"update @{aff} {{ ip saddr }}", f"meta l4proto {proto} dnat ip to {ep.ip}:{ep.port}"]
+        sticky.append(f"ip saddr @{aff} goto {ep_chain}")
+        targets.append(f"goto {ep_chain}")
     n = len(targets)
-    return [f"numgen random mod {n - j} 0 {t}" if j < n - 1 else t for j, t in enumerate(targets)]
+    return sticky + [f"numgen random mod {n - j} 0 {t}" if j < n - 1 else t for j, t in enumerate(targets)]
 
 
 def port_rules(port: ServicePort, endpoints: tuple[Endpoint, ...], config: ProxyConfig) -> NftPortRules:
@@ -93,16 +101,14 @@ def port_rules(port: ServicePort, endpoints: tuple[Endpoint, ...], config: Proxy
     sel = select_endpoints(port, endpoints, config.node_name)
     svc, svl, ext = nft_service_chain(spn), nft_service_chain(spn, "l"), nft_service_chain(spn, "x")
     mark = f"meta mark set meta mark | {MASQ_MARK:#x}"
-    # Endpoints arrive sorted (model.merge_slices), so this order is stable from sync to sync.
-    hairpin = [f"ip saddr {ip} {mark}" for ip in dict.fromkeys(e.ip for e in (*sel.all_cluster, *sel.local))]
     if sel.all_cluster:
         rules = []
         if port.cluster_ip and (config.masquerade_all or config.cluster_cidr):
             src = f" ip saddr != {config.cluster_cidr}" if config.cluster_cidr and not config.masquerade_all else ""
             rules.append(f"ip daddr {port.cluster_ip} {proto} dport {port.port}{src} {mark}")
-        out.chains[svc] = rules + hairpin + _pick(port, sel.all_cluster, proto, out)
+        out.chains[svc] = rules + _pick(port, sel.all_cluster, proto, svc, out)
     if (port.internal_policy_local or port.external_policy_local) and sel.local:
-        out.chains[svl] = hairpin + _pick(port, sel.local, proto, out)
+        out.chains[svl] = _pick(port, sel.local, proto, svl, out)
     if port.cluster_ip:
         key = f"{port.cluster_ip} . {proto} . {port.port}"
         if sel.cluster:
@@ -138,7 +144,7 @@ def _merge(parts: Iterable[NftPortRules]) -> NftPortRules:
     total = NftPortRules()
     for p in parts:
         for m, elems in p.elements.items():
-            total.elements[m].update(elems)
+            total.elements.setdefault(m, {}).update(elems)
         total.chains.update(p.chains)
         total.sets.update(p.sets)
     return total
@@ -172,7 +178,11 @@ def _fixed_chains(config: ProxyConfig) -> dict[str, list[str]]:
         "nodeports": [f"meta l4proto . th dport vmap @{SERVICE_NODEPORTS}"],
         "nat-prerouting": ["type nat hook prerouting priority dstnat; policy accept;", "jump services"],
         "nat-output": ["type nat hook output priority -100; policy accept;", "jump services"],
-        "nat-postrouting": ["type nat hook postrouting priority srcnat; policy accept;", "jump masquerading"],
+        "nat-postrouting": [
+            "type nat hook postrouting priority srcnat; policy accept;",
+            f"ct status & dnat == dnat ip saddr . ip daddr @{HAIRPIN} meta mark set meta mark | {mark}",
+            "jump masquerading",
+        ],
         "filter-input": ["type filter hook input priority filter - 5; policy accept;", *no_ep, localnet],
         "filter-forward": ["type filter hook forward priority filter - 5; policy accept;", *no_ep],
         "filter-output": ["type filter hook output priority filter - 5; policy accept;", *no_ep, localnet],
@@ -182,9 +192,9 @@ def _fixed_chains(config: ProxyConfig) -> dict[str, list[str]]:
 BATCH = 200  # Services per chunk
 
 
-def _block(sets: dict[str, str], chains: Iterable[tuple[str, list[str]]]) -> str:
+def _block(sets: dict[str, tuple[str, str]], chains: Iterable[tuple[str, list[str]]]) -> str:
     out = [f"table {FAMILY} {TABLE} {{"]
-    out += [f"\tset {name} {{ {body} }}" for name, body in sets.items()]
+    out += [f"\t{kind} {name} {{ {body} }}" for name, (kind, body) in sets.items()]
     out += [f"\tchain {name} {{\n" + "".join(f"\t\t{line}\n" for line in lines) + "\t}" for name, lines in chains]
     out.append("}")
     return "\n".join(out) + "\n"
@@ -195,41 +205,46 @@ def _full(state: DesiredState, config: ProxyConfig) -> Iterator[str]:
     chains a batch at a time (a chain before the chains that jump to it), and the map elements last."""
     t = f"{FAMILY} {TABLE}"
     maps = "".join(f"\tmap {name} {{ type {typ}; }}\n" for name, typ in MAP_TYPES.items())
+    maps += "".join(f"\tmap {name} {{ typeof {ENDPOINTS_TYPE}; }}\n" for name in ENDPOINT_MAPS)
+    maps += f"\tset {HAIRPIN} {{ type ipv4_addr . ipv4_addr; }}\n"
     # The fixed chains come first: map elements name reject-chain.
     yield f"add table {t}\ndelete table {t}\ntable {t} {{\n{maps}}}\n" + _block({}, _fixed_chains(config).items())
-    elements: dict[str, dict[str, str]] = {m: {} for m in MAP_TYPES}
+    elements: dict[str, dict[str, str]] = {}
     batch: list[NftPortRules] = []
     services = sorted(state.services)
     for i, service in enumerate(services, 1):
         for port, eps in state.ports(service):
             pr = port_rules(port, eps, config)
             for m, elems in pr.elements.items():
-                elements[m].update(elems)
+                elements.setdefault(m, {}).update(elems)
             batch.append(pr)
         if batch and (i % BATCH == 0 or i == len(services)):
             sets = {k: v for pr in batch for k, v in pr.sets.items()}
             yield _block(sets, (item for pr in batch for item in pr.chains.items()))
             batch = []
-    tail = []
-    for m, elems in elements.items():
-        if elems:
-            tail.append(f"add element {t} {m} {{ {', '.join(f'{k} : {v}' for k, v in elems.items())} }}\n")
-    yield "".join(tail)
+    yield "".join(f"add element {t} {m} {{ {_items(elems)} }}\n" for m, elems in elements.items() if elems)
+
+
+def _items(elems: dict[str, str]) -> str:
+    return ", ".join(f"{k} : {v}" if v else k for k, v in elems.items())
 
 
 def _partial(before: NftPortRules, after: NftPortRules) -> str:
+    """Elements first deleted (of maps that stay), then new sets/maps and chains, rewritten chains, added
+    elements, and last the stale chains and sets/maps. Hairpin pairs are only added (see the top)."""
     t = f"{FAMILY} {TABLE}"
     out = []
     adds = []
-    for m in MAP_TYPES:
-        old, new = before.elements[m], after.elements[m]
+    for m in dict.fromkeys((*before.elements, *after.elements)):
+        old, new = before.elements.get(m, {}), after.elements.get(m, {})
         gone = [k for k, v in old.items() if new.get(k) != v]
-        if gone:
+        if gone and m != HAIRPIN:
             out.append(f"delete element {t} {m} {{ {', '.join(gone)} }}")
-        fresh = [f"{k} : {v}" for k, v in new.items() if old.get(k) != v]
+        fresh = {k: v for k, v in new.items() if old.get(k) != v}
         if fresh:
-            adds.append(f"add element {t} {m} {{ {', '.join(fresh)} }}")
-    out += [f"add set {t} {name} {{ {body} }}" for name, body in after.sets.items() if name not in before.sets]
+            adds.append(f"add element {t} {m} {{ {_items(fresh)} }}")
+    new_sets = [(name, decl) for name, decl in after.sets.items() if name not in before.sets]
+    out += [f"add {kind} {t} {name} {{ {body} }}" for name, (kind, body) in new_sets]
     out += [f"add chain {t} {name}" for name in after.chains if name not in before.chains]
     for name, lines in after.chains.items():
         if before.chains.get(name) != lines:
@@ -238,7 +253,7 @@ def _partial(before: NftPortRules, after: NftPortRules) -> str:
     stale = [name for name in before.chains if name not in after.chains]
     out += [f"flush chain {t} {name}" for name in stale]
     out += [f"delete chain {t} {name}" for name in stale]
-    out += [f"delete set {t} {name}" for name in before.sets if name not in after.sets]
+    out += [f"delete {kind} {t} {name}" for name, (kind, _) in before.sets.items() if name not in after.sets]
     return "\n".join(out) + "\n" if out else ""
 
 

@@ -14,9 +14,11 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tinykube.lab import netns, netns_cgroups, netns_state
 from tinykube.lab.netns_plan import LabPlan, plan
@@ -201,6 +203,22 @@ def test_three_nodes_are_ready_within_the_goal_with_their_underlay_addresses(clu
     )
 
 
+def test_nodes_joined_with_their_own_certificate_and_a_wrong_token_is_refused(cluster: Cluster, tmp_path: Path) -> None:
+    node = cluster.lab.nodes[0]
+    kubeconfig = Path(cluster.state.state_dir) / "nodes" / node.name / "etc" / "node.kubeconfig"
+    users = yaml.safe_load(kubeconfig.read_text())["users"]
+    assert [u["name"] for u in users] == [f"system:node:{node.name}"]
+    assert "client-certificate-data" in users[0]["user"]
+    join = [sys.executable, "-m", "tinykube", "node", "join", "--server", cluster.lab.api_url]
+    join += ["--token", "abcdef.0123456789abcdef", "--node-name", "intruder", "--kubeconfig-out", str(tmp_path / "k")]
+    res = subprocess.run(
+        ["ip", "netns", "exec", node.name, *join], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert res.returncode == 1
+    assert "wrong token" in res.stderr
+    assert not (tmp_path / "k").exists()
+
+
 def test_each_pod_gets_an_address_from_its_node_pod_cidr(cluster: Cluster) -> None:
     ips = _pod_ips(cluster)
     for node in cluster.lab.nodes:
@@ -361,13 +379,13 @@ def test_a_frozen_node_goes_not_ready_and_its_pods_are_recreated_on_the_others(c
     os.kill(noded.pid, signal.SIGSTOP)
     try:
         # 40 s of silence (the node monitor grace, Kubernetes' default) before the node is lost.
-        _until(f"{victim} is not Ready", lambda: _ready(cluster, victim) in ("Unknown", "False"), 75)
+        _until(f"{victim} is not Ready", lambda: _ready(cluster, victim) in ("Unknown", "False"), 90)
 
         def recreated() -> bool:
             running = _running(cluster)
             return len(running) == 3 and all(p["spec"]["nodeName"] != victim for p in running)
 
-        _until("the spread pods run on the other nodes", recreated, 60)
+        _until("the spread pods run on the other nodes", recreated, 90)
     finally:
         os.kill(noded.pid, signal.SIGCONT)
-    _until(f"{victim} is Ready again", lambda: _ready(cluster, victim) == "True", 60)
+    _until(f"{victim} is Ready again", lambda: _ready(cluster, victim) == "True", 90)

@@ -200,9 +200,33 @@ class _Up:
             raise StartError(f"node {node.name}: its mount namespace could not be set up (see {log})")
         return rec
 
+    def _in_node(self, node: NodePlan, launch: Launch) -> list[str]:
+        return ["nsenter", f"--target={self.holders[node.name]}", "--mount", "--uts", "--net", "--", *launch.argv]
+
     def _node_launch(self, node: NodePlan, launch: Launch) -> None:
-        argv = ["nsenter", f"--target={self.holders[node.name]}", "--mount", "--uts", "--net", "--", *launch.argv]
-        self._spawn(node.name, launch.role, argv, cgroup=f"{node.name}/daemons")
+        self._spawn(node.name, launch.role, self._in_node(node, launch), cgroup=f"{node.name}/daemons")
+
+    def _oneshots(self, steps: list[tuple[NodePlan, Launch]], deadline: float) -> None:
+        """Run the nodes' one-shot steps side by side; each must succeed in time."""
+        running = [
+            (
+                node,
+                launch,
+                subprocess.Popen(self._in_node(node, launch), stdout=subprocess.PIPE, stderr=subprocess.STDOUT),
+            )
+            for node, launch in steps
+        ]
+        failed: list[str] = []
+        for node, launch, proc in running:
+            try:
+                out, _ = proc.communicate(timeout=max(deadline - time.monotonic(), 1.0))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, _ = proc.communicate()
+            if proc.returncode != 0:
+                failed.append(f"{launch.role} of {node.name} failed ({proc.returncode}): {out.decode().strip()}")
+        if failed:
+            raise StartError("\n".join(failed))
 
     def start_node_runtimes(self) -> None:
         """Holders, then what needs no API server (the runtimes), while the API server starts."""
@@ -215,8 +239,12 @@ class _Up:
                 self._node_launch(node, launch)
 
     def join_nodes(self, deadline: float) -> None:
-        for node in self.lab.nodes:
-            for launch in self.daemons.node(self.lab, node, self._dirs(node), self.cp_dir):
+        launches = [
+            (n, launch) for n in self.lab.nodes for launch in self.daemons.node(self.lab, n, self._dirs(n), self.cp_dir)
+        ]
+        self._oneshots([(n, launch) for n, launch in launches if launch.oneshot], deadline)
+        for node, launch in launches:
+            if not launch.oneshot:
                 self._node_launch(node, launch)
         self.daemons.wait_nodes(self.lab, self.state.kubeconfig, deadline=deadline, check=self.check_alive)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -22,7 +23,6 @@ from tinykube.lab.netns_interfaces import Launch, NodeDirs
 from tinykube.lab.netns_plan import API_PORT, LabPlan, NodePlan
 
 NODE_KUBECONFIG = "node.kubeconfig"
-NODE_TOKEN = "node-token"  # written by `tinykube server` into its data dir at first start
 POLL = 0.1
 
 
@@ -30,15 +30,11 @@ def _tinykube(*args: str) -> tuple[str, ...]:
     return (sys.executable, "-m", "tinykube", *args)
 
 
-def host_kubeconfig(src: Path, dst: Path, server: str, *, token: str | None = None) -> None:
-    """Copy a kubeconfig with every cluster pointed at `server`, and with `token` as every user's
-    only credential when given (mode 0600: it holds a key or a token)."""
+def host_kubeconfig(src: Path, dst: Path, server: str) -> None:
+    """Copy a kubeconfig with every cluster pointed at `server` (mode 0600: it holds a key)."""
     config: dict[str, Any] = yaml.safe_load(src.read_text())
     for cluster in config.get("clusters") or []:
         cluster["cluster"]["server"] = server
-    if token is not None:
-        for user in config.get("users") or []:
-            user["user"] = {"token": token}
     fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         yaml.safe_dump(config, f, sort_keys=False)
@@ -75,6 +71,7 @@ def node_readiness(kubeconfig: str, *, timeout: float = 3.0) -> dict[str, bool]:
 class TinykubeDaemons:
     def __init__(self, *, proxy_mode: str = "iptables") -> None:
         self.proxy_mode = proxy_mode
+        self._join_token: str | None = None
 
     def control_plane(self, lab: LabPlan, cp_dir: Path) -> list[Launch]:
         argv = _tinykube(
@@ -120,6 +117,16 @@ class TinykubeDaemons:
                     raise StartError("the API server did not become ready (GET /readyz)")
                 await asyncio.sleep(POLL)
 
+    def _token(self, cp_dir: Path) -> str:
+        """The join token, as an operator gets it (`tinykube server token create`), asked once."""
+        if self._join_token is None:
+            argv = _tinykube("server", "token", "create", "--data-dir", str(cp_dir / "data"))
+            res = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+            if res.returncode != 0:
+                raise StartError(f"no join token: {res.stderr.strip()}")
+            self._join_token = res.stdout.strip()
+        return self._join_token
+
     def node_runtime(self, lab: LabPlan, node: NodePlan, dirs: NodeDirs) -> list[Launch]:
         """The CNI agent (so plugin calls skip importing pyroute2, cni/README.md) and the runtime."""
         from cni.install import install
@@ -143,11 +150,21 @@ class TinykubeDaemons:
         return [Launch("cni-agent", agent), Launch("cri", cri)]
 
     def node(self, lab: LabPlan, node: NodePlan, dirs: NodeDirs, cp_dir: Path) -> list[Launch]:
-        # Nodes authenticate with the cluster's join token (group system:bootstrappers:nodes, bound
-        # to the node role), like k3s agents with its node-token; no node holds admin credentials.
+        # Each node joins like a Vagrant worker (vagrant/node.sh): the join token buys it a client
+        # certificate for system:node:<name>, so no node holds admin credentials.
         kubeconfig = f"{dirs.inside('etc')}/{NODE_KUBECONFIG}"
-        token = (cp_dir / "data" / NODE_TOKEN).read_text().strip()
-        host_kubeconfig(cp_dir / "admin.kubeconfig", dirs.host("etc") / NODE_KUBECONFIG, lab.api_url, token=token)
+        join = _tinykube(
+            "node",
+            "join",
+            "--server",
+            lab.api_url,
+            "--token",
+            self._token(cp_dir),
+            "--node-name",
+            node.name,
+            "--kubeconfig-out",
+            kubeconfig,
+        )
         run, lib = dirs.inside("run"), dirs.inside("lib")
         noded = _tinykube(
             "node",
@@ -177,7 +194,7 @@ class TinykubeDaemons:
             "--cluster-cidr",
             lab.pod_cidr,
         )
-        return [Launch("node", noded), Launch("proxy", proxy)]
+        return [Launch("join", join, oneshot=True), Launch("node", noded), Launch("proxy", proxy)]
 
     def wait_nodes(self, lab: LabPlan, kubeconfig: str, *, deadline: float, check: Callable[[], None]) -> None:
         asyncio.run(self._wait_nodes(lab, kubeconfig, deadline, check))

@@ -28,10 +28,12 @@ NODE_BINDS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Launch:
-    """One daemon to start: argv as it runs inside its namespace."""
+    """One daemon to start, argv as it runs inside its namespace; or, with `oneshot`, a command that
+    must finish successfully before the node's daemons start (e.g. `tinykube node join`)."""
 
     role: str
     argv: tuple[str, ...]
+    oneshot: bool = False
 
 
 @dataclass(frozen=True)

@@ -121,16 +121,11 @@ def test_host_kubeconfig_points_every_cluster_at_the_relay(tmp_path: Path) -> No
     assert dst.stat().st_mode & 0o777 == 0o600
 
 
-def test_node_daemons_get_the_node_identity_its_pod_cidr_and_a_cni_config(tmp_path: Path) -> None:
+def test_node_daemons_join_with_the_token_then_run_with_the_node_identity_and_pod_cidr(tmp_path: Path) -> None:
     lab = plan(2)
     cp = tmp_path / "controlplane"
     (cp / "data").mkdir(parents=True)
     (cp / "data" / "node-token").write_text("abcdef.0123456789abcdef\n")
-    admin = {
-        "clusters": [{"name": "c", "cluster": {"server": "x"}}],
-        "users": [{"name": "admin", "user": {"client-certificate-data": "Y2VydA==", "client-key-data": "a2V5"}}],
-    }
-    (cp / "admin.kubeconfig").write_text(yaml.safe_dump(admin))
     root = tmp_path / "nodes" / "tklab-node2"
     for key in NODE_BINDS:
         (root / key).mkdir(parents=True)
@@ -138,18 +133,21 @@ def test_node_daemons_get_the_node_identity_its_pod_cidr_and_a_cni_config(tmp_pa
     daemons = TinykubeDaemons(proxy_mode="nftables")
     early = daemons.node_runtime(lab, lab.nodes[1], dirs)
     assert [launch.role for launch in early] == ["cni-agent", "cri"]  # need no API server: start with it
-    launches = {launch.role: launch.argv for launch in [*early, *daemons.node(lab, lab.nodes[1], dirs, cp)]}
-    assert set(launches) == {"cni-agent", "cri", "node", "proxy"}
-    assert launches["cni-agent"][-2:] == ("--socket", "/run/tinykube/cni.sock")
-    node = launches["node"]
+    later = daemons.node(lab, lab.nodes[1], dirs, cp)
+    assert [(launch.role, launch.oneshot) for launch in later] == [("join", True), ("node", False), ("proxy", False)]
+    argv = {launch.role: launch.argv for launch in [*early, *later]}
+    join = argv["join"]
+    assert join[join.index("--server") + 1] == "https://172.31.0.1:6443"
+    assert join[join.index("--token") + 1] == "abcdef.0123456789abcdef"  # from `tinykube server token create`
+    assert join[join.index("--kubeconfig-out") + 1] == "/etc/tinykube/node.kubeconfig"
+    node = argv["node"]
+    assert node[node.index("--kubeconfig") + 1] == "/etc/tinykube/node.kubeconfig"
     assert node[node.index("--node-name") + 1] == "tklab-node2"
     assert node[node.index("--node-ip") + 1] == "172.31.0.3"
     assert node[node.index("--pod-cidr") + 1] == "10.244.2.0/24"
-    assert launches["cri"][launches["cri"].index("--cgroup-root") + 1] == "lab/tklab-node2/pods"
-    assert launches["proxy"][launches["proxy"].index("--mode") + 1] == "nftables"
-    kubeconfig = yaml.safe_load((root / "etc" / "node.kubeconfig").read_text())
-    assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://172.31.0.1:6443"
-    assert kubeconfig["users"][0]["user"] == {"token": "abcdef.0123456789abcdef"}  # never the admin's key
+    assert argv["cni-agent"][-2:] == ("--socket", "/run/tinykube/cni.sock")
+    assert argv["cri"][argv["cri"].index("--cgroup-root") + 1] == "lab/tklab-node2/pods"
+    assert argv["proxy"][argv["proxy"].index("--mode") + 1] == "nftables"
     assert "10.244.2.0/24" in "".join(p.read_text() for p in (root / "cni-conf").iterdir())
 
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from netproxy.config import ProxyConfig
 from netproxy.model import DesiredState
-from netproxy.naming import nft_service_chain
-from netproxy.nftables.render import port_rules, render
+from netproxy.naming import nft_endpoint_key, nft_service_chain
+from netproxy.nftables.render import ENDPOINT_MAPS, port_rules, render
 from netproxy.testing.objects import endpoint_slice, service
 from tests.unit.netproxy.scenario import CFG, state_of
 
@@ -16,15 +16,13 @@ def test_golden_rules_of_one_clusterip_port() -> None:
     ((port, eps),) = list(state.all_ports())
     rules = port_rules(port, eps, ProxyConfig(node_name="n"))
     chain = nft_service_chain(port.name)
+    hi, lo = nft_endpoint_key(chain)
+    emap = ENDPOINT_MAPS[lo % len(ENDPOINT_MAPS)]
     assert rules.elements["service-ips"] == {"10.96.0.5 . tcp . 80": f"goto {chain}"}
-    assert rules.chains == {
-        chain: [
-            "ip saddr 10.1.0.7 meta mark set meta mark | 0x4000",
-            "ip saddr 10.1.0.8 meta mark set meta mark | 0x4000",
-            "numgen random mod 2 0 meta l4proto tcp dnat ip to 10.1.0.7:8080",
-            "meta l4proto tcp dnat ip to 10.1.0.8:8080",
-        ]
-    }
+    assert rules.elements[emap] == {f"{hi} . {lo} . 0": "10.1.0.7 . 8080", f"{hi} . {lo} . 1": "10.1.0.8 . 8080"}
+    assert rules.elements["hairpin"] == {"10.1.0.7 . 10.1.0.7": "", "10.1.0.8 . 10.1.0.8": ""}
+    key = f"numgen random mod 1 offset {hi} . numgen random mod 1 offset {lo} . numgen random mod 2"
+    assert rules.chains == {chain: [f"meta l4proto tcp dnat ip to {key} map @{emap}"]}
 
 
 def test_full_sync_is_one_table_with_one_verdict_map_and_no_endpoint_chains() -> None:
@@ -65,14 +63,29 @@ def test_affinity_uses_per_endpoint_chains_with_timeout_sets() -> None:
     assert "numgen random mod 2 0 goto ep-10-1-0-1-8080-" in text
 
 
-def test_endpoint_change_touches_only_that_services_chain() -> None:
+def test_replacing_an_endpoint_edits_map_elements_only() -> None:
+    other = [service("other", "10.96.0.70"), endpoint_slice("other", ["10.1.1.1"])]
+    before = state_of([WEB, WEB_EPS, *other])
+    after = state_of([WEB, endpoint_slice("web", ["10.1.0.1", "10.1.0.2", "10.1.0.4"]), *other])
+    text = render(after, CFG, changed={"default/web"}, previous=before)
+    hi, lo = nft_endpoint_key(nft_service_chain(next(p for p, _ in after.ports("default/web")).name))
+    emap = ENDPOINT_MAPS[lo % len(ENDPOINT_MAPS)]
+    assert text.splitlines() == [
+        f"delete element ip tinykube {emap} {{ {hi} . {lo} . 2 }}",
+        f"add element ip tinykube {emap} {{ {hi} . {lo} . 2 : 10.1.0.4 . 8080 }}",
+        "add element ip tinykube hairpin { 10.1.0.4 . 10.1.0.4 }",  # 10.1.0.3's pair stays: harmless
+    ]
+
+
+def test_endpoint_count_change_rewrites_that_services_chain() -> None:
     other = [service("other", "10.96.0.70"), endpoint_slice("other", ["10.1.1.1"])]
     before = state_of([WEB, WEB_EPS, *other])
     after = state_of([WEB, endpoint_slice("web", ["10.1.0.1", "10.1.0.4"]), *other])
     text = render(after, CFG, changed={"default/web"}, previous=before)
     chain = nft_service_chain(next(p for p, _ in after.ports("default/web")).name)
-    assert text.splitlines()[0] == f"flush chain ip tinykube {chain}"
-    assert "element" not in text
+    assert f"flush chain ip tinykube {chain}" in text
+    assert "numgen random mod 2 map @endpoints-" in text
+    assert " . 1, " in text.splitlines()[0] or " . 2, " in text.splitlines()[0]  # stale indices deleted first
     assert "other" not in text
 
 

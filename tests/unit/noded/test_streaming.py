@@ -139,7 +139,7 @@ async def test_a_client_without_a_relayable_subprotocol_is_refused_before_the_up
 ) -> None:
     client, fake = clients
     with pytest.raises(aiohttp.WSServerHandshakeError) as err:
-        await client.ws_connect("/portForward/default/web?port=80", protocols=["SPDY/3.1+portforward.k8s.io"])
+        await client.ws_connect("/portForward/default/web?port=80", protocols=["base64.channel.k8s.io"])
     assert err.value.status == 400
     assert fake.seen == []
 
