@@ -9,7 +9,8 @@ grow with the number of services the way an iptables ruleset's does.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,9 +43,20 @@ def set_sysctls(proc_sys: Path = Path("/proc/sys")) -> None:
         (proc_sys / key).write_text(value)
 
 
+@dataclass(frozen=True)
+class _Programmed:
+    """What one Service contributes to the kernel, as last programmed."""
+
+    desired: plan.Desired
+    members: Mapping[str, frozenset[str]]  # ipset name -> members
+
+
 class IPVSBackend:
     """The `ipvs` proxy mode (netproxy.interfaces.Backend). Its netlink socket acts in the network
-    namespace it was created in: the proxy runs inside the node's namespace."""
+    namespace it was created in: the proxy runs inside the node's namespace.
+
+    Bookkeeping is per Service, with reference counts for what Services can share (an ipset member, a
+    holder address), so a partial sync touches only the changed Services' share of the kernel."""
 
     name = "ipvs"
 
@@ -64,8 +76,9 @@ class IPVSBackend:
         self._holder = holder
         self._apply_ipsets = apply_ipsets
         self._iptables = iptables
-        self._last_sets: dict[str, frozenset[str]] | None = None
-        self._last = plan.Desired(services={}, bound_addresses=frozenset(), owners={})  # as last programmed
+        self._programmed: dict[str, _Programmed] = {}
+        self._member_counts: dict[str, Counter[str]] = {}
+        self._address_counts: Counter[str] = Counter()
         self._draining: set[plan.VirtualKey] = set()  # services with reals at weight 0 still holding connections
 
     def close(self) -> None:
@@ -77,47 +90,102 @@ class IPVSBackend:
         del previous  # the kernel snapshot, not the previous model, is what the plan is computed against
         self.reconcile(state, changed=changed)
 
+    def _program(self, state: DesiredState, service: str) -> _Programmed | None:
+        if service not in state.services:
+            return None
+        one = DesiredState(services={service: state.services[service]},
+                           endpoints={service: state.endpoints.get(service, {})})  # fmt: skip
+        node = self.config.node_name
+        return _Programmed(
+            plan.desired(one, node_name=node, node_ips=self.config.node_ips, scheduler=self.scheduler),
+            ipsets.entries(one, node_name=node),
+        )
+
+    def _count(self, prog: _Programmed, sign: int) -> tuple[dict[str, set[str]], set[str]]:
+        """Adds (sign 1) or removes (-1) one Service's share; returns the members and addresses whose
+        count crossed zero (to add, or to delete)."""
+        crossed: dict[str, set[str]] = {}
+        for name, members in prog.members.items():
+            counts = self._member_counts.setdefault(name, Counter())
+            for member in members:
+                counts[member] += sign
+                if counts[member] == (1 if sign > 0 else 0):
+                    crossed.setdefault(name, set()).add(member)
+                if counts[member] == 0:
+                    del counts[member]
+        addresses = set()
+        for address in prog.desired.bound_addresses:
+            self._address_counts[address] += sign
+            if self._address_counts[address] == (1 if sign > 0 else 0):
+                addresses.add(address)
+            if self._address_counts[address] == 0:
+                del self._address_counts[address]
+        return crossed, addresses
+
     def reconcile(self, state: DesiredState, *, changed: Collection[str] | None = None) -> SyncResult:
         """Brings the kernel to `state`. A full sync (`changed=None`) reads every virtual server back
-        from the kernel and also rewrites the constant iptables part and every ipset. A partial sync
-        reads and plans only the virtual servers of the `changed` Services (plus those still draining),
-        so one endpoint change costs the same at 10 services or 10,000."""
+        from the kernel and rewrites the constant iptables part, every ipset and the holder's addresses.
+        A partial sync computes, reads and writes only the `changed` Services' share (plus virtual
+        servers still draining), so one endpoint change costs the same at 10 Services or 10,000."""
         full = changed is None
-        want = plan.desired(
-            state, node_name=self.config.node_name, node_ips=self.config.node_ips, scheduler=self.scheduler
-        )
-        members = dict(ipsets.entries(state, node_name=self.config.node_name))
-        if full or self._last_sets is None:
+        services = sorted(state.services) if changed is None else sorted(changed)
+        if full:
+            self._programmed.clear()
+            self._member_counts.clear()
+            self._address_counts.clear()
+        before = {s: p for s in services if (p := self._programmed.pop(s, None)) is not None}
+        after = {s: p for s in services if (p := self._program(state, s)) is not None}
+        removed_members, removed_addresses = self._merge_counts(before.values(), -1)
+        added_members, added_addresses = self._merge_counts(after.values(), 1)
+        self._programmed.update(after)
+        if full:
+            members = {name: frozenset(counts) for name, counts in self._member_counts.items()}
             self._apply_ipsets(ipsets.render(members))  # before the rules that match on the sets
-        elif edits := ipsets.render_changes(self._last_sets, members):
-            self._apply_ipsets(edits)
-        self._last_sets = members
-        if full and self._iptables is not None:
-            self._iptables.restore(rules.render(self.config))
-            self._iptables.ensure_jumps(rules.JUMP_RULES)
-        self._holder.sync(want.bound_addresses)
-        if changed is None:
-            have = self._tables.snapshot()
+            if self._iptables is not None:
+                self._iptables.restore(rules.render(self.config))
+                self._iptables.ensure_jumps(rules.JUMP_RULES)
+            self._holder.sync(self._address_counts)
         else:
-            keys = want.keys_of(changed) | self._last.keys_of(changed) | self._draining
-            have = self._tables.snapshot(keys)
+            if edits := ipsets.render_edits(added_members, removed_members):
+                self._apply_ipsets(edits)
+            self._holder.update(added_addresses - removed_addresses, removed_addresses - added_addresses)
+        old_keys = {k for p in before.values() for k in p.desired.services}
+        new_keys = {k for p in after.values() for k in p.desired.services}
+        keys = None if full else old_keys | new_keys | self._draining
+        have = self._tables.snapshot(keys)
+        want = _union(p.desired for p in self._programmed.values() if full or _touches(p, keys))
+        if keys is not None:
             want = want.only(keys)
         ops = plan.plan(want, have)
         self._tables.apply(ops)
-        self._draining = plan.draining_keys(have, want)
-        self._last = want if full else _merge(self._last, want, changed or ())
+        self._draining = plan.draining_keys(have, want)  # a partial sync read every draining key back too
         log.debug("ipvs sync: %d operations, %d services draining", len(ops), len(self._draining))
         return SyncResult(operations=len(ops), draining=len(self._draining))
 
+    def _merge_counts(self, progs: Iterable[_Programmed], sign: int) -> tuple[dict[str, set[str]], set[str]]:
+        members: dict[str, set[str]] = {}
+        addresses: set[str] = set()
+        for prog in progs:
+            crossed, addrs = self._count(prog, sign)
+            for name, ms in crossed.items():
+                members.setdefault(name, set()).update(ms)
+            addresses |= addrs
+        return members, addresses
 
-def _merge(last: plan.Desired, part: plan.Desired, changed: Collection[str]) -> plan.Desired:
-    """What the kernel holds after a partial sync: `last` with the changed Services replaced by `part`."""
-    kept = {k for k, owner in last.owners.items() if owner not in changed}
-    return plan.Desired(
-        services={**{k: last.services[k] for k in kept}, **part.services},
-        bound_addresses=part.bound_addresses,
-        owners={**{k: last.owners[k] for k in kept}, **part.owners},
-    )
+
+def _touches(prog: _Programmed, keys: Collection[plan.VirtualKey] | None) -> bool:
+    return keys is None or any(k in keys for k in prog.desired.services)
+
+
+def _union(parts: Iterable[plan.Desired]) -> plan.Desired:
+    services: dict[plan.VirtualKey, plan.Service] = {}
+    owners: dict[plan.VirtualKey, str] = {}
+    bound: set[str] = set()
+    for part in parts:
+        services.update(part.services)
+        owners.update(part.owners)
+        bound |= part.bound_addresses
+    return plan.Desired(services=services, bound_addresses=frozenset(bound), owners=owners)
 
 
 def create(config: ProxyConfig, *, scheduler: str = "rr") -> IPVSBackend:

@@ -74,12 +74,12 @@ def render(members: Mapping[str, frozenset[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_changes(before: Mapping[str, frozenset[str]], after: Mapping[str, frozenset[str]]) -> str:
+def render_edits(added: Mapping[str, set[str]], removed: Mapping[str, set[str]]) -> str:
     """`ipset restore` text that edits members in place: what a partial sync sends, so one changed
     endpoint costs two lines rather than a rewrite of every set. Empty when nothing changed."""
     lines: list[str] = []
     for spec in SPECS:
-        old, new = before.get(spec.name, frozenset()), after.get(spec.name, frozenset())
-        lines.extend(f"del {spec.name} {member} -exist" for member in sorted(old - new))
-        lines.extend(f"add {spec.name} {member} -exist" for member in sorted(new - old))
+        gone, new = removed.get(spec.name, set()), added.get(spec.name, set())
+        lines.extend(f"del {spec.name} {member} -exist" for member in sorted(gone - new))
+        lines.extend(f"add {spec.name} {member} -exist" for member in sorted(new - gone))
     return "\n".join(lines) + "\n" if lines else ""

@@ -43,7 +43,13 @@ class IPVSTables(Protocol):
 class AddressHolder(Protocol):
     """The local interface holding ClusterIPs (kube-proxy's `kube-ipvs0`)."""
 
-    def sync(self, addresses: Iterable[str]) -> None: ...
+    def sync(self, addresses: Iterable[str]) -> None:
+        """Holds exactly `addresses` (full syncs: reads the link's addresses first)."""
+        ...
+
+    def update(self, add: Iterable[str], remove: Iterable[str]) -> None:
+        """Adds and removes the given addresses only (partial syncs: nothing is read)."""
+        ...
 
     def addresses(self) -> frozenset[str]: ...
 
@@ -68,10 +74,14 @@ class NetlinkIPVS:
         self._ipvs.close()
 
     def snapshot(self, keys: Collection[VirtualKey] | None = None) -> dict[VirtualKey, CurrentService]:
-        from pyroute2 import IPVSService
-
+        """All services (one dump), or only `keys` (one get each: a partial sync at 10k services must
+        not parse 10k service records to look at one)."""
+        if keys is None:
+            messages = list(self._ipvs.service("dump"))
+        else:
+            messages = [m for key in sorted(keys) if (m := self._get(key)) is not None]
         out: dict[VirtualKey, CurrentService] = {}
-        for msg in self._ipvs.service("dump"):
+        for msg in messages:
             attrs = _attrs(msg, "IPVS_CMD_ATTR_SERVICE")
             if attrs.get("IPVS_SVC_ATTR_FWMARK"):
                 continue  # firewall-mark services are not ours
@@ -79,8 +89,6 @@ class NetlinkIPVS:
             if proto is None:
                 continue
             key = VirtualKey(str(attrs["IPVS_SVC_ATTR_ADDR"]), proto, int(attrs["IPVS_SVC_ATTR_PORT"]))
-            if keys is not None and key not in keys:
-                continue
             flags = attrs.get("IPVS_SVC_ATTR_FLAGS") or {}
             persistent = bool(_flag_value(flags) & IP_VS_SVC_F_PERSISTENT)
             server = VirtualServer(
@@ -88,19 +96,37 @@ class NetlinkIPVS:
                 str(attrs.get("IPVS_SVC_ATTR_SCHED_NAME", "")),
                 int(attrs.get("IPVS_SVC_ATTR_TIMEOUT", 0)) if persistent else 0,
             )
-            reals: dict[RealKey, RealServer] = {}
-            service = IPVSService(addr=key.address, port=key.port, protocol=PROTOCOLS[proto])
-            for dmsg in self._ipvs.dest("dump", service=service):
-                d = _attrs(dmsg, "IPVS_CMD_ATTR_DEST")
-                rk = RealKey(str(d["IPVS_DEST_ATTR_ADDR"]), int(d["IPVS_DEST_ATTR_PORT"]))
-                reals[rk] = RealServer(
-                    rk,
-                    int(d.get("IPVS_DEST_ATTR_WEIGHT", 0)),
-                    int(d.get("IPVS_DEST_ATTR_ACTIVE_CONNS", 0)),
-                    int(d.get("IPVS_DEST_ATTR_INACT_CONNS", 0)),
-                )
-            out[key] = CurrentService(server, reals)
+            out[key] = CurrentService(server, self._reals(key))
         return out
+
+    def _service(self, key: VirtualKey) -> Any:
+        from pyroute2 import IPVSService
+
+        return IPVSService(addr=key.address, port=key.port, protocol=PROTOCOLS[key.protocol])
+
+    def _get(self, key: VirtualKey) -> Any:
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        try:
+            found = list(self._ipvs.service("get", service=self._service(key)))
+        except NetlinkError as err:
+            if err.code in (errno.ENOENT, errno.ESRCH):
+                return None
+            raise
+        return found[0] if found else None
+
+    def _reals(self, key: VirtualKey) -> dict[RealKey, RealServer]:
+        reals: dict[RealKey, RealServer] = {}
+        for dmsg in self._ipvs.dest("dump", service=self._service(key)):
+            d = _attrs(dmsg, "IPVS_CMD_ATTR_DEST")
+            rk = RealKey(str(d["IPVS_DEST_ATTR_ADDR"]), int(d["IPVS_DEST_ATTR_PORT"]))
+            reals[rk] = RealServer(
+                rk,
+                int(d.get("IPVS_DEST_ATTR_WEIGHT", 0)),
+                int(d.get("IPVS_DEST_ATTR_ACTIVE_CONNS", 0)),
+                int(d.get("IPVS_DEST_ATTR_INACT_CONNS", 0)),
+            )
+        return reals
 
     def apply(self, ops: Iterable[Operation]) -> None:
         self._sender.apply(ops)
@@ -156,10 +182,18 @@ class HolderInterface:
     def sync(self, addresses: Iterable[str]) -> None:
         want = frozenset(str(ipaddress.IPv4Address(a)) for a in addresses)
         have = self.addresses()
-        for addr in sorted(want - have):
-            self._ip.addr("add", index=self._index, address=addr, prefixlen=32)
-        for addr in sorted(have - want):
-            self._ip.addr("del", index=self._index, address=addr, prefixlen=32)
+        self.update(want - have, have - want)
+
+    def update(self, add: Iterable[str], remove: Iterable[str]) -> None:
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        for verb, addrs, tolerated in (("add", add, errno.EEXIST), ("del", remove, errno.EADDRNOTAVAIL)):
+            for addr in sorted(addrs):
+                try:
+                    self._ip.addr(verb, index=self._index, address=addr, prefixlen=32)
+                except NetlinkError as err:
+                    if err.code != tolerated:
+                        raise
 
 
 def ipset_restore(text: str) -> None:

@@ -76,6 +76,7 @@ class FakeIPVSTables:
 class FakeHolder:
     def __init__(self) -> None:
         self._addresses: frozenset[str] = frozenset()
+        self.reads = 0  # full syncs, which read the link
 
     def addresses(self) -> frozenset[str]:
         return self._addresses
@@ -84,7 +85,11 @@ class FakeHolder:
         self._addresses = frozenset()
 
     def sync(self, addresses: Iterable[str]) -> None:
+        self.reads += 1
         self._addresses = frozenset(addresses)
+
+    def update(self, add: Iterable[str], remove: Iterable[str]) -> None:
+        self._addresses = (self._addresses | frozenset(add)) - frozenset(remove)
 
 
 _tables: IPVSTables = FakeIPVSTables()

@@ -13,10 +13,12 @@ of the table before it adds a rule, and 20k anonymous sets at 10k services made 
 ~300 ms and the full load 5× slower (measured in bench/proxy_sync.py's netns).
 
 Endpoint choice lives in map elements, not in rules: each Service port chain ends in one
-`dnat ip to numgen random mod N map @<chain>-eps` whose named data map holds `index : address . port`.
-At 10k services any rule change, and any verdict-map element change, makes the kernel validate the whole
-table at commit (~120-130 ms here), while editing elements of a data map or a plain set costs ~15-20 ms.
-So replacing an endpoint edits elements only; adding or removing one still rewrites the `mod N` rule.
+`dnat ip to <key> . numgen random mod N map @endpoints-<proto>-<k>`, where `<key>` is a per-chain 64-bit
+constant (two `numgen random mod 1 offset C`: the only way `nft` takes a constant in a concatenation)
+and the map holds `key . index : address . port`. At 10k services any rule change, and any verdict-map
+element change, makes the kernel validate the whole table at commit (~120-130 ms here), while editing
+elements of a data map or a plain set costs ~15-25 ms (bench/proxy_sync.py). So replacing an endpoint
+edits elements only; adding or removing one still rewrites the `mod N` rule (~130 ms at 10k).
 
 Hairpin traffic (an endpoint reaching itself through its Service) is masqueraded in postrouting when the
 DNATed packet's source equals its destination, looked up in the `hairpin` set of `ip . ip` pairs of
@@ -53,10 +55,9 @@ MAP_TYPES = {
 }
 # Endpoint maps, each shared by the chains whose key falls in it. Not one map: the kernel checks every
 # element added to a map against every rule that uses the map, and every rule added against every
-# element (10k rules x 100k elements: 20-60 s for a full sync at 10k services; 128 maps: ~1 s).
-ENDPOINT_MAPS = tuple(f"endpoints-{i}" for i in range(128))
-ENDPOINTS_TYPE = "numgen random mod 1 . numgen random mod 1 . numgen random mod 1 : ip daddr . th dport"
-SHARED = (*MAP_TYPES, *ENDPOINT_MAPS, HAIRPIN)  # maps and sets every Service port puts elements in
+# element (10k rules x 100k elements: 20-60 s for a full sync at 10k services; 64 maps: ~1 s).
+# One family per protocol: `nft` ties a `typeof … tcp dport` map to TCP rules (and `th dport` to none).
+ENDPOINT_MAPS = {p: tuple(f"endpoints-{p}-{i}" for i in range(256)) for p in ("tcp", "udp", "sctp")}
 REJECT = "goto reject-chain"
 
 
@@ -65,9 +66,23 @@ class NftPortRules:
     """One Service port's share: elements (map or set -> key -> value, "" in a set), chains, and its own
     affinity sets (name -> (kind, body))."""
 
-    elements: dict[str, dict[str, str]] = field(default_factory=lambda: {m: {} for m in SHARED})
+    elements: dict[str, dict[str, str]] = field(default_factory=dict)
     chains: dict[str, list[str]] = field(default_factory=dict)
     sets: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def put(self, name: str) -> dict[str, str]:
+        """The elements of map or set `name` (made on first use: most ports touch 3 of ~200)."""
+        return self.elements.setdefault(name, {})
+
+
+ENDPOINTS_KEY = "numgen random mod 1 . numgen random mod 1 . numgen random mod 1"
+SLOTS = 1 << 20  # `numgen` range split among a chain's endpoints: the rule never names their number
+
+
+def endpoint_map(proto: str, key_low: int) -> str:
+    """The endpoint map a chain uses, from the protocol and its key (`naming.nft_endpoint_key`)."""
+    names = ENDPOINT_MAPS[proto]
+    return names[key_low % len(names)]
 
 
 def _pick(port: ServicePort, endpoints: tuple[Endpoint, ...], proto: str, chain: str, out: NftPortRules) -> list[str]:
@@ -76,12 +91,15 @@ def _pick(port: ServicePort, endpoints: tuple[Endpoint, ...], proto: str, chain:
     affinity, the client's previous endpoint comes first, then the iptables `statistic` scheme: rule j
     matches with probability 1/(N-j) when the ones before it did not, so each endpoint gets 1/N."""
     for ep in endpoints:
-        out.elements[HAIRPIN][f"{ep.ip} . {ep.ip}"] = ""
+        out.put(HAIRPIN)[f"{ep.ip} . {ep.ip}"] = ""
     if port.session_affinity_timeout is None:
         hi, lo = nft_endpoint_key(chain)
-        name = ENDPOINT_MAPS[lo % len(ENDPOINT_MAPS)]
-        out.elements[name].update({f"{hi} . {lo} . {i}": f"{ep.ip} . {ep.port}" for i, ep in enumerate(endpoints)})
-        key = f"numgen random mod 1 offset {hi} . numgen random mod 1 offset {lo} . numgen random mod {len(endpoints)}"
+        name = endpoint_map(proto, lo)
+        n = len(endpoints)
+        for i, ep in enumerate(endpoints):  # endpoint i owns [i*SLOTS/n, (i+1)*SLOTS/n): 1/n each, ±n/SLOTS
+            first, last = i * SLOTS // n, (i + 1) * SLOTS // n - 1
+            out.put(name)[f"{hi} . {lo} . {first}-{last}"] = f"{ep.ip} . {ep.port}"
+        key = f"numgen random mod 1 offset {hi} . numgen random mod 1 offset {lo} . numgen random mod {SLOTS}"
         return [f"meta l4proto {proto} dnat ip to {key} map @{name}"]
     targets, sticky = [], []
     for ep in endpoints:
@@ -112,9 +130,9 @@ def port_rules(port: ServicePort, endpoints: tuple[Endpoint, ...], config: Proxy
     if port.cluster_ip:
         key = f"{port.cluster_ip} . {proto} . {port.port}"
         if sel.cluster:
-            out.elements[SERVICE_IPS][key] = f"goto {svl if port.internal_policy_local else svc}"
+            out.put(SERVICE_IPS)[key] = f"goto {svl if port.internal_policy_local else svc}"
         else:
-            out.elements[NO_ENDPOINT_IPS][key] = REJECT
+            out.put(NO_ENDPOINT_IPS)[key] = REJECT
     if not port.externally_accessible:
         return out
     if sel.all_cluster:
@@ -128,15 +146,15 @@ def port_rules(port: ServicePort, endpoints: tuple[Endpoint, ...], config: Proxy
     for ip in (*port.external_ips, *port.load_balancer_ips):
         key = f"{ip} . {proto} . {port.port}"
         if ext in out.chains:
-            out.elements[SERVICE_IPS][key] = f"goto {ext}"
+            out.put(SERVICE_IPS)[key] = f"goto {ext}"
         if verdict:
-            out.elements[NO_ENDPOINT_IPS][key] = verdict
+            out.put(NO_ENDPOINT_IPS)[key] = verdict
     if port.node_port:
         key = f"{proto} . {port.node_port}"
         if ext in out.chains:
-            out.elements[SERVICE_NODEPORTS][key] = f"goto {ext}"
+            out.put(SERVICE_NODEPORTS)[key] = f"goto {ext}"
         if verdict:
-            out.elements[NO_ENDPOINT_NODEPORTS][key] = verdict
+            out.put(NO_ENDPOINT_NODEPORTS)[key] = verdict
     return out
 
 
@@ -201,28 +219,34 @@ def _block(sets: dict[str, tuple[str, str]], chains: Iterable[tuple[str, list[st
 
 
 def _full(state: DesiredState, config: ProxyConfig) -> Iterator[str]:
-    """The whole table, in pieces: empty maps and the fixed chains first, then the Services' sets and
-    chains a batch at a time (a chain before the chains that jump to it), and the map elements last."""
+    """The whole table, in pieces: empty maps and the fixed chains first, then the Services' sets,
+    chains and map elements a batch at a time (a chain before the chains and elements that jump to it),
+    so that `nft` works on one batch while the next is rendered."""
     t = f"{FAMILY} {TABLE}"
     maps = "".join(f"\tmap {name} {{ type {typ}; }}\n" for name, typ in MAP_TYPES.items())
-    maps += "".join(f"\tmap {name} {{ typeof {ENDPOINTS_TYPE}; }}\n" for name in ENDPOINT_MAPS)
+    maps += "".join(
+        f"\tmap {name} {{ typeof {ENDPOINTS_KEY} : ip daddr . {proto} dport; flags interval; }}\n"
+        for proto, names in ENDPOINT_MAPS.items()
+        for name in names
+    )
     maps += f"\tset {HAIRPIN} {{ type ipv4_addr . ipv4_addr; }}\n"
     # The fixed chains come first: map elements name reject-chain.
     yield f"add table {t}\ndelete table {t}\ntable {t} {{\n{maps}}}\n" + _block({}, _fixed_chains(config).items())
-    elements: dict[str, dict[str, str]] = {}
+    emitted: set[tuple[str, str]] = set()  # (map, key): a key claimed twice keeps its first value
     batch: list[NftPortRules] = []
     services = sorted(state.services)
     for i, service in enumerate(services, 1):
-        for port, eps in state.ports(service):
-            pr = port_rules(port, eps, config)
-            for m, elems in pr.elements.items():
-                elements.setdefault(m, {}).update(elems)
-            batch.append(pr)
+        batch += [port_rules(port, eps, config) for port, eps in state.ports(service)]
         if batch and (i % BATCH == 0 or i == len(services)):
-            sets = {k: v for pr in batch for k, v in pr.sets.items()}
-            yield _block(sets, (item for pr in batch for item in pr.chains.items()))
+            part = _merge(batch)
+            elements = []
+            for m, elems in part.elements.items():
+                fresh = {k: v for k, v in elems.items() if (m, k) not in emitted}
+                emitted.update((m, k) for k in fresh)
+                if fresh:
+                    elements.append(f"add element {t} {m} {{ {_items(fresh)} }}\n")
+            yield _block(part.sets, part.chains.items()) + "".join(elements)
             batch = []
-    yield "".join(f"add element {t} {m} {{ {_items(elems)} }}\n" for m, elems in elements.items() if elems)
 
 
 def _items(elems: dict[str, str]) -> str:

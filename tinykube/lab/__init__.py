@@ -26,14 +26,19 @@ def _kernel(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str]) -> int:
+    from tinykube.lab import netns_cli
+
     parser = argparse.ArgumentParser(prog="tinykube lab", description=__doc__)
     sub = parser.add_subparsers(dest="lab", required=True)
+    netns_cli.add_subcommands(sub)
     k = sub.add_parser("kernel", help="run a command in a qemu guest with a stock Debian kernel (e.g. for IPVS)")
     k.add_argument("--module", "-m", action="append", default=[], help="kernel module to load first (repeatable)")
     k.add_argument("--timeout", type=float, default=300.0, help="seconds before the guest is killed")
     k.add_argument("--memory", type=int, default=2048, help="guest memory in MiB")
     k.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments, run in the current directory")
     args = parser.parse_args(list(argv))
+    if args.lab in netns_cli.COMMANDS:
+        return netns_cli.run(args)
     if args.lab == "kernel":
         if args.command and args.command[0] == "--":
             args.command = args.command[1:]

@@ -214,3 +214,22 @@ def test_partial_sync_edits_only_changed_ipset_members() -> None:
     )
     backend.reconcile(state((svc("a", "10.96.0.1"), eps("a", ["10.244.1.3"]))), changed={"default/a"})
     assert len(restored) == 2  # nothing changed: no ipset call at all
+
+
+def test_members_and_addresses_shared_by_two_services_stay_until_both_are_gone() -> None:
+    restored: list[str] = []
+    holder = FakeHolder()
+    backend = IPVSBackend(CONFIG, tables=FakeIPVSTables(), holder=holder, apply_ipsets=restored.append, iptables=None)
+    # Two Services on one ClusterIP (different ports) with the same endpoint: shared holder address
+    # and shared hairpin member.
+    a = svc("a", "10.96.0.1", port=80)
+    b = svc("b", "10.96.0.1", port=81)
+    backend.reconcile(state((a, eps("a", ["10.244.1.2"])), (b, eps("b", ["10.244.1.2"]))))
+    backend.reconcile(state((b, eps("b", ["10.244.1.2"]))), changed={"default/a"})
+    assert holder.addresses() == {"10.96.0.1"}
+    assert "del KUBE-LOOP-BACK" not in restored[-1]
+    assert restored[-1] == "del KUBE-CLUSTER-IP 10.96.0.1,tcp:80 -exist\n"
+    backend.reconcile(state(), changed={"default/b"})
+    assert holder.addresses() == frozenset()
+    assert "del KUBE-LOOP-BACK 10.244.1.2,tcp:8080,10.244.1.2 -exist" in restored[-1]
+    assert holder.reads == 1  # only the first, full sync read the holder link

@@ -3,7 +3,7 @@ from __future__ import annotations
 from netproxy.config import ProxyConfig
 from netproxy.model import DesiredState
 from netproxy.naming import nft_endpoint_key, nft_service_chain
-from netproxy.nftables.render import ENDPOINT_MAPS, port_rules, render
+from netproxy.nftables.render import endpoint_map, port_rules, render
 from netproxy.testing.objects import endpoint_slice, service
 from tests.unit.netproxy.scenario import CFG, state_of
 
@@ -17,7 +17,7 @@ def test_golden_rules_of_one_clusterip_port() -> None:
     rules = port_rules(port, eps, ProxyConfig(node_name="n"))
     chain = nft_service_chain(port.name)
     hi, lo = nft_endpoint_key(chain)
-    emap = ENDPOINT_MAPS[lo % len(ENDPOINT_MAPS)]
+    emap = endpoint_map("tcp", lo)
     assert rules.elements["service-ips"] == {"10.96.0.5 . tcp . 80": f"goto {chain}"}
     assert rules.elements[emap] == {f"{hi} . {lo} . 0": "10.1.0.7 . 8080", f"{hi} . {lo} . 1": "10.1.0.8 . 8080"}
     assert rules.elements["hairpin"] == {"10.1.0.7 . 10.1.0.7": "", "10.1.0.8 . 10.1.0.8": ""}
@@ -69,11 +69,11 @@ def test_replacing_an_endpoint_edits_map_elements_only() -> None:
     after = state_of([WEB, endpoint_slice("web", ["10.1.0.1", "10.1.0.2", "10.1.0.4"]), *other])
     text = render(after, CFG, changed={"default/web"}, previous=before)
     hi, lo = nft_endpoint_key(nft_service_chain(next(p for p, _ in after.ports("default/web")).name))
-    emap = ENDPOINT_MAPS[lo % len(ENDPOINT_MAPS)]
+    emap = endpoint_map("tcp", lo)
     assert text.splitlines() == [
         f"delete element ip tinykube {emap} {{ {hi} . {lo} . 2 }}",
-        f"add element ip tinykube {emap} {{ {hi} . {lo} . 2 : 10.1.0.4 . 8080 }}",
         "add element ip tinykube hairpin { 10.1.0.4 . 10.1.0.4 }",  # 10.1.0.3's pair stays: harmless
+        f"add element ip tinykube {emap} {{ {hi} . {lo} . 2 : 10.1.0.4 . 8080 }}",
     ]
 
 
@@ -84,8 +84,10 @@ def test_endpoint_count_change_rewrites_that_services_chain() -> None:
     text = render(after, CFG, changed={"default/web"}, previous=before)
     chain = nft_service_chain(next(p for p, _ in after.ports("default/web")).name)
     assert f"flush chain ip tinykube {chain}" in text
-    assert "numgen random mod 2 map @endpoints-" in text
-    assert " . 1, " in text.splitlines()[0] or " . 2, " in text.splitlines()[0]  # stale indices deleted first
+    assert "numgen random mod 2 map @endpoints-tcp-" in text
+    hi, lo = nft_endpoint_key(chain)
+    stale = f"{{ {hi} . {lo} . 1, {hi} . {lo} . 2 }}"  # index 1 now holds 10.1.0.4; index 2 is gone
+    assert text.splitlines()[0] == f"delete element ip tinykube {endpoint_map('tcp', lo)} {stale}"
     assert "other" not in text
 
 
