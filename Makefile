@@ -77,7 +77,7 @@ unit: deps
 test: lint typecheck pytest
 
 # Runs CMD (default: the IPVS integration tests) in a qemu guest with a stock Debian kernel.
-KERNEL_LAB_CMD ?= $(PY) -m pytest -p no:cacheprovider tests/integration/netproxy -k ipvs
+KERNEL_LAB_CMD ?= $(PY) -m pytest -p no:cacheprovider -p no:hypothesispytest tests/integration/ipvs
 kernel-lab: deps
 	$(PY) -m tinykube lab kernel -m ip_vs -m ip_vs_rr -- $(KERNEL_LAB_CMD)
 

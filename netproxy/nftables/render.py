@@ -13,12 +13,14 @@ of the table before it adds a rule, and 20k anonymous sets at 10k services made 
 ~300 ms and the full load 5× slower (measured in bench/proxy_sync.py's netns).
 
 Endpoint choice lives in map elements, not in rules: each Service port chain ends in one
-`dnat ip to <key> . numgen random mod N map @endpoints-<proto>-<k>`, where `<key>` is a per-chain 64-bit
-constant (two `numgen random mod 1 offset C`: the only way `nft` takes a constant in a concatenation)
-and the map holds `key . index : address . port`. At 10k services any rule change, and any verdict-map
-element change, makes the kernel validate the whole table at commit (~120-130 ms here), while editing
-elements of a data map or a plain set costs ~15-25 ms (bench/proxy_sync.py). So replacing an endpoint
-edits elements only; adding or removing one still rewrites the `mod N` rule (~130 ms at 10k).
+`dnat ip to <key> . numgen random mod 2^20 map @endpoints-<proto>-<k>`, where `<key>` is a per-chain
+64-bit constant (two `numgen random mod 1 offset C`: nft 1.0.6 takes no literal in a concatenation)
+and the interval map gives each of the N endpoints an equal range of the 2^20 values. At 10k services
+any rule change, and any verdict-map element change, makes the kernel validate the whole table at
+commit (~120-130 ms here), while editing data-map or set elements costs ~25-40 ms (bench/proxy_sync.py).
+So an endpoint added, removed or replaced edits elements only; only a port going from no endpoints
+to some (or back) changes chains and verdict maps. The price: interval (pipapo) maps load slower, a
+full sync at 10k takes ~5 s instead of ~3 s with plain `mod N` hash maps.
 
 Hairpin traffic (an endpoint reaching itself through its Service) is masqueraded in postrouting when the
 DNATed packet's source equals its destination, looked up in the `hairpin` set of `ip . ip` pairs of
@@ -55,7 +57,8 @@ MAP_TYPES = {
 }
 # Endpoint maps, each shared by the chains whose key falls in it. Not one map: the kernel checks every
 # element added to a map against every rule that uses the map, and every rule added against every
-# element (10k rules x 100k elements: 20-60 s for a full sync at 10k services; 64 maps: ~1 s).
+# element (10k rules x 100k elements: 20-60 s for a full sync at 10k services;
+# 256 maps: ~1 s with hash maps, ~3 s with the interval maps used here).
 # One family per protocol: `nft` ties a `typeof … tcp dport` map to TCP rules (and `th dport` to none).
 ENDPOINT_MAPS = {p: tuple(f"endpoints-{p}-{i}" for i in range(256)) for p in ("tcp", "udp", "sctp")}
 REJECT = "goto reject-chain"
@@ -86,19 +89,18 @@ def endpoint_map(proto: str, key_low: int) -> str:
 
 
 def _pick(port: ServicePort, endpoints: tuple[Endpoint, ...], proto: str, chain: str, out: NftPortRules) -> list[str]:
-    """Rules that DNAT to one of `endpoints` at random. Without affinity: one rule and a data map from
-    `numgen` index to endpoint, so that replacing an endpoint edits map elements only. With ClientIP
+    """Rules that DNAT to one of `endpoints` at random. Without affinity: one rule that never changes and
+    one interval-map element per endpoint (a range of `numgen` values), so that any endpoint change edits
+    map elements only. With ClientIP
     affinity, the client's previous endpoint comes first, then the iptables `statistic` scheme: rule j
     matches with probability 1/(N-j) when the ones before it did not, so each endpoint gets 1/N."""
-    for ep in endpoints:
-        out.put(HAIRPIN)[f"{ep.ip} . {ep.ip}"] = ""
+    out.put(HAIRPIN).update((f"{ep.ip} . {ep.ip}", "") for ep in endpoints)
     if port.session_affinity_timeout is None:
         hi, lo = nft_endpoint_key(chain)
         name = endpoint_map(proto, lo)
-        n = len(endpoints)
+        n, elems = len(endpoints), out.put(name)
         for i, ep in enumerate(endpoints):  # endpoint i owns [i*SLOTS/n, (i+1)*SLOTS/n): 1/n each, ±n/SLOTS
-            first, last = i * SLOTS // n, (i + 1) * SLOTS // n - 1
-            out.put(name)[f"{hi} . {lo} . {first}-{last}"] = f"{ep.ip} . {ep.port}"
+            elems[f"{hi} . {lo} . {i * SLOTS // n}-{(i + 1) * SLOTS // n - 1}"] = f"{ep.ip} . {ep.port}"
         key = f"numgen random mod 1 offset {hi} . numgen random mod 1 offset {lo} . numgen random mod {SLOTS}"
         return [f"meta l4proto {proto} dnat ip to {key} map @{name}"]
     targets, sticky = [], []

@@ -15,7 +15,17 @@ REASON = kernel.available()
 @pytest.mark.skipif(os.path.exists("/proc/net/ip_vs"), reason="this kernel has ip_vs: the tests ran directly")
 def test_ipvs_integration_suite_passes_in_the_guest() -> None:
     result = kernel.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "tests/integration/ipvs"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:hypothesispytest",
+            "-q",
+            "tests/integration/ipvs",
+        ],
         cwd=os.getcwd(),
         modules=kernel.NETWORK_MODULES,
     )

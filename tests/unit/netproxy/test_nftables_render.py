@@ -19,9 +19,12 @@ def test_golden_rules_of_one_clusterip_port() -> None:
     hi, lo = nft_endpoint_key(chain)
     emap = endpoint_map("tcp", lo)
     assert rules.elements["service-ips"] == {"10.96.0.5 . tcp . 80": f"goto {chain}"}
-    assert rules.elements[emap] == {f"{hi} . {lo} . 0": "10.1.0.7 . 8080", f"{hi} . {lo} . 1": "10.1.0.8 . 8080"}
+    assert rules.elements[emap] == {  # each endpoint owns half of the 2^20 `numgen` values
+        f"{hi} . {lo} . 0-524287": "10.1.0.7 . 8080",
+        f"{hi} . {lo} . 524288-1048575": "10.1.0.8 . 8080",
+    }
     assert rules.elements["hairpin"] == {"10.1.0.7 . 10.1.0.7": "", "10.1.0.8 . 10.1.0.8": ""}
-    key = f"numgen random mod 1 offset {hi} . numgen random mod 1 offset {lo} . numgen random mod 2"
+    key = f"numgen random mod 1 offset {hi} . numgen random mod 1 offset {lo} . numgen random mod 1048576"
     assert rules.chains == {chain: [f"meta l4proto tcp dnat ip to {key} map @{emap}"]}
 
 
@@ -71,24 +74,26 @@ def test_replacing_an_endpoint_edits_map_elements_only() -> None:
     hi, lo = nft_endpoint_key(nft_service_chain(next(p for p, _ in after.ports("default/web")).name))
     emap = endpoint_map("tcp", lo)
     assert text.splitlines() == [
-        f"delete element ip tinykube {emap} {{ {hi} . {lo} . 2 }}",
+        f"delete element ip tinykube {emap} {{ {hi} . {lo} . 699050-1048575 }}",
         "add element ip tinykube hairpin { 10.1.0.4 . 10.1.0.4 }",  # 10.1.0.3's pair stays: harmless
-        f"add element ip tinykube {emap} {{ {hi} . {lo} . 2 : 10.1.0.4 . 8080 }}",
+        f"add element ip tinykube {emap} {{ {hi} . {lo} . 699050-1048575 : 10.1.0.4 . 8080 }}",
     ]
 
 
-def test_endpoint_count_change_rewrites_that_services_chain() -> None:
+def test_endpoint_count_change_edits_map_elements_only() -> None:
     other = [service("other", "10.96.0.70"), endpoint_slice("other", ["10.1.1.1"])]
     before = state_of([WEB, WEB_EPS, *other])
     after = state_of([WEB, endpoint_slice("web", ["10.1.0.1", "10.1.0.4"]), *other])
     text = render(after, CFG, changed={"default/web"}, previous=before)
-    chain = nft_service_chain(next(p for p, _ in after.ports("default/web")).name)
-    assert f"flush chain ip tinykube {chain}" in text
-    assert "numgen random mod 2 map @endpoints-tcp-" in text
-    hi, lo = nft_endpoint_key(chain)
-    stale = f"{{ {hi} . {lo} . 1, {hi} . {lo} . 2 }}"  # index 1 now holds 10.1.0.4; index 2 is gone
-    assert text.splitlines()[0] == f"delete element ip tinykube {endpoint_map('tcp', lo)} {stale}"
-    assert "other" not in text
+    hi, lo = nft_endpoint_key(nft_service_chain(next(p for p, _ in after.ports("default/web")).name))
+    emap = endpoint_map("tcp", lo)
+    stale = f"{hi} . {lo} . 0-349524, {hi} . {lo} . 349525-699049, {hi} . {lo} . 699050-1048575"
+    fresh = f"{hi} . {lo} . 0-524287 : 10.1.0.1 . 8080, {hi} . {lo} . 524288-1048575 : 10.1.0.4 . 8080"
+    assert text.splitlines() == [
+        f"delete element ip tinykube {emap} {{ {stale} }}",
+        "add element ip tinykube hairpin { 10.1.0.4 . 10.1.0.4 }",
+        f"add element ip tinykube {emap} {{ {fresh} }}",
+    ]
 
 
 def test_new_and_removed_services_change_map_elements_only_for_them() -> None:
