@@ -15,11 +15,12 @@ import contextlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import aiohttp
 from aiohttp import web
 
+from controlplane.client.wsrelay import relay
 from noded.errors import NodedError
 from noded.spdy import (
     DEFAULT_WINDOW,
@@ -91,36 +92,6 @@ async def serve_relay(
             await client.prepare(request)
             await relay(client, upstream)
             return client
-
-
-async def relay(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse) -> None:
-    """Copy binary and text messages both ways; when one side closes, close the other."""
-    tasks = [
-        asyncio.create_task(_copy(upstream, client.send_bytes, client.send_str)),
-        asyncio.create_task(_copy(client, upstream.send_bytes, upstream.send_str)),
-    ]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError, aiohttp.ClientError):
-                await task
-        await upstream.close()
-        await client.close()
-
-
-async def _copy(
-    source: Any, send_bytes: Callable[[bytes], Awaitable[None]], send_str: Callable[[str], Awaitable[None]]
-) -> None:
-    async for msg in source:
-        if msg.type == aiohttp.WSMsgType.BINARY:
-            await send_bytes(msg.data)
-        elif msg.type == aiohttp.WSMsgType.TEXT:
-            await send_str(msg.data)
-        else:
-            return
 
 
 # ---- port-forward over SPDY/3.1 ------------------------------------------------------------------

@@ -8,7 +8,6 @@ own); the node authenticates us by our client certificate, issued by the cluster
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ssl
 import tempfile
@@ -22,6 +21,7 @@ from aiohttp import web
 from controlplane.apiserver.errors import BadRequest, NotFound, ServiceUnavailable
 from controlplane.apiserver.keys import object_key
 from controlplane.apiserver.registry import Registry
+from controlplane.client.wsrelay import relay
 from controlplane.pki import CertKey
 from controlplane.resources import NODES
 
@@ -143,39 +143,5 @@ class NodeProxy:
                 chosen = upstream.protocol
                 client = web.WebSocketResponse(protocols=[chosen] if chosen else (), max_msg_size=0)
                 await client.prepare(request)
-                await _pump(client, upstream)
+                await relay(client, upstream)
                 return client
-
-
-async def _pump(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse) -> None:
-    """Copy messages both ways until either side closes."""
-
-    async def down() -> None:
-        async for msg in upstream:
-            if msg.type == aiohttp.WSMsgType.BINARY:
-                await client.send_bytes(msg.data)
-            elif msg.type == aiohttp.WSMsgType.TEXT:
-                await client.send_str(msg.data)
-            else:
-                break
-
-    async def up() -> None:
-        async for msg in client:
-            if msg.type == aiohttp.WSMsgType.BINARY:
-                await upstream.send_bytes(msg.data)
-            elif msg.type == aiohttp.WSMsgType.TEXT:
-                await upstream.send_str(msg.data)
-            else:
-                break
-
-    tasks = [asyncio.create_task(down()), asyncio.create_task(up())]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError, aiohttp.ClientError):
-                await t
-        await upstream.close()
-        await client.close()
