@@ -241,6 +241,12 @@ def parse_rows(output: str) -> list[Row]:
     return [Row(**json.loads(line[len(ROW_MARKER) :])) for line in output.splitlines() if line.startswith(ROW_MARKER)]
 
 
+def read_csv(path: Path) -> list[Row]:
+    with path.open(newline="") as f:
+        return [Row(r["mode"], int(r["services"]), *(float(r[fl.name]) for fl in fields(Row)[2:]))
+                for r in csv.DictReader(f)]  # fmt: skip
+
+
 def write_csv(rows: Sequence[Row], path: Path) -> None:
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
@@ -255,20 +261,23 @@ def plot(rows: Sequence[Row], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-    panels = (("last_rate", "new connections/s to the last service"),
-              ("last_p50_ms", "connect+reply latency p50 (ms), last service"),
-              ("sync_s", "full rule sync (s)"))  # fmt: skip
-    for ax, (attr, title) in zip(axes, panels, strict=True):
+    panels = (
+        (lambda r: r.last_rate / r.first_rate if r.first_rate else 0.0,
+         "new-connection rate, last ÷ first Service\n(one ruleset, measured interleaved; 1.0 = no cost of position)"),
+        (lambda r: r.softirq_us_per_conn, "softirq CPU per connection (µs)"),
+        (lambda r: r.sync_s, "full rule sync (s)"),
+    )  # fmt: skip
+    for ax, (value, title) in zip(axes, panels, strict=True):
         for mode in MODES:
-            pts = sorted((r.services, getattr(r, attr)) for r in rows if r.mode == mode)
+            pts = sorted((r.services, value(r)) for r in rows if r.mode == mode)
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=mode)
         ax.set_xscale("log")
         ax.set_xlabel("services (10 endpoints each)")
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=9)
         ax.grid(True, alpha=0.3)
     axes[0].legend()
-    fig.suptitle("tinykube proxy modes: iptables cost grows with services, IPVS and nftables stay flat")
+    fig.suptitle("tinykube proxy modes, one kernel, one run")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -286,12 +295,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--iptables-backend", choices=("legacy", "nft"), default="legacy")
     parser.add_argument("--direct", action="store_true", help="measure on this kernel (it must have ip_vs)")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--from-csv", type=Path, help="only redraw the plot and ratios from an earlier CSV")
     parser.add_argument("--timeout", type=float, default=5400.0, help="seconds the kernel lab may take")
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
     sizes = sorted(int(s) for s in args.sizes.split(",") if s)
     if unknown := set(modes) - set(MODES):
         parser.error(f"unknown modes: {', '.join(sorted(unknown))}")
+    if args.from_csv:
+        rows = read_csv(args.from_csv)
+        plot(rows, args.from_csv.with_suffix(".png"))
+        print("\n".join(ratios(rows)))
+        return 0
     if args.inner or args.direct:
         if args.inner:
             run_inner(modes, sizes, count=args.count, seconds=args.seconds, iptables_backend=args.iptables_backend)
