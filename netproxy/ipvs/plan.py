@@ -116,9 +116,6 @@ class Desired:
     bound_addresses: frozenset[str]  # addresses held on the local holder interface (ClusterIPs, externalIPs)
     owners: Mapping[VirtualKey, str]  # the Service (`ns/name`) each virtual server serves
 
-    def keys_of(self, services: Collection[str]) -> set[VirtualKey]:
-        return {key for key, owner in self.owners.items() if owner in services}
-
     def only(self, keys: Collection[VirtualKey]) -> Desired:
         """The part of this state that concerns `keys` (what a partial sync plans over)."""
         return Desired(
