@@ -57,8 +57,13 @@ mount -t sysfs sys /host/sys
 mount -t devtmpfs dev /host/dev
 mkdir -p /host/dev/pts /host/dev/shm 2>/dev/null
 mount -t devpts devpts /host/dev/pts
+# Scratch space over the read-only host root; a working directory under one of these (a checkout in
+# /tmp or /root) is bound back on top, so the command still finds its files.
+cwd=$(cat /cwd)
 for d in /tmp /run /var/tmp /var/lib/tinykube /var/cache/tinykube /etc/cni/net.d /var/lib/cni /root; do
+  case "$cwd/" in "$d"/*) mkdir -p /keep$d; mount -o bind /host$d /keep$d;; esac
   mount -t tmpfs -o mode=1777 lab /host$d 2>/dev/null
+  case "$cwd/" in "$d"/*) mkdir -p /host$cwd; mount -o bind /keep$cwd /host$cwd;; esac
 done
 cat /cmd.sh > /host/run/tinykube-lab-cmd.sh
 chroot /host /bin/sh /run/tinykube-lab-cmd.sh
@@ -245,7 +250,11 @@ def run(
     with tempfile.TemporaryDirectory(prefix="tinykube-lab-") as tmp:
         initrd = Path(tmp, "initrd")
         # The kernel unpacks concatenated archives in order: the per-run one adds /cmd.sh.
-        initrd.write_bytes(base.read_bytes() + initramfs.gzip_cpio([initramfs.regular("cmd.sh", script.encode())]))
+        run_files = [
+            initramfs.regular("cmd.sh", script.encode()),
+            initramfs.regular("cwd", (cwd or os.getcwd()).encode()),
+        ]
+        initrd.write_bytes(base.read_bytes() + initramfs.gzip_cpio(run_files))
         console_path = Path(tmp, "console.log")
         with (
             console_path.open("wb") as sink,

@@ -50,3 +50,11 @@ def test_command_script_loads_modules_then_runs_in_cwd() -> None:
     assert lines.index("modprobe ip_vs || echo 'lab: modprobe ip_vs failed'") < lines.index("echo 'a b'")
     assert "cd /work || exit 99" in lines
     assert "export X=1" in lines
+
+
+def test_guest_init_binds_a_working_directory_back_over_its_scratch_tmpfs() -> None:
+    # A checkout in /tmp or /root (where CI may clone) must stay visible after /tmp and /root become tmpfs.
+    init = kernel._INIT
+    assert "cwd=$(cat /cwd)" in init
+    assert "mount -o bind /host$d /keep$d" in init
+    assert init.index("mount -t tmpfs -o mode=1777 lab /host$d") < init.index("mount -o bind /keep$cwd /host$cwd")
