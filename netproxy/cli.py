@@ -13,15 +13,18 @@ import contextlib
 import logging
 import signal
 import socket
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from controlplane.client import Informer, KubeClient
+from controlplane.client.errors import ConfigError
 from controlplane.resources import ENDPOINTSLICES, SERVICES
 from netproxy.backends import BACKENDS, make_backend
 from netproxy.config import ProxyConfig
 from netproxy.conntrack import ConntrackTool
+from netproxy.errors import NetproxyError
 from netproxy.events import ApiEvents
 from netproxy.healthcheck import HealthServer
 from netproxy.proxier import Proxier
@@ -102,5 +105,9 @@ def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(_run(args))
+        try:
+            return asyncio.run(_run(args))
+        except (NetproxyError, ConfigError) as err:  # an unusable kubeconfig or mode: say so, no traceback
+            print(f"tinykube proxy: {err}", file=sys.stderr)
+            return 2
     return 0

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netproxy.config import ProxyConfig
+from netproxy.errors import NetproxyError
 from netproxy.iptables.kernel import IptablesTools
 from netproxy.ipvs import ipsets, plan, rules
 from netproxy.ipvs.kernel import AddressHolder, IPVSTables
@@ -188,11 +189,16 @@ def _union(parts: Iterable[plan.Desired]) -> plan.Desired:
     return plan.Desired(services=services, bound_addresses=frozenset(bound), owners=owners)
 
 
-def create(config: ProxyConfig, *, scheduler: str = "rr") -> IPVSBackend:
+def create(config: ProxyConfig, *, scheduler: str = "rr", proc_sys: Path = Path("/proc/sys")) -> IPVSBackend:
     """The real backend for the network namespace of the calling thread (sysctls set, holder made)."""
     from netproxy.iptables.kernel import detect_backend
     from netproxy.ipvs.kernel import HolderInterface, NetlinkIPVS, ipset_restore
 
-    set_sysctls()
+    if not (proc_sys / "net/ipv4/vs").is_dir():
+        raise NetproxyError(
+            "the ipvs mode needs the kernel's ip_vs module (modprobe ip_vs) and this kernel has none: "
+            "use --mode iptables or nftables here, or try IPVS in `tinykube lab kernel`"
+        )
+    set_sysctls(proc_sys)
     return IPVSBackend(config, tables=NetlinkIPVS(), holder=HolderInterface(), apply_ipsets=ipset_restore,
                        iptables=IptablesTools(detect_backend()), scheduler=scheduler)  # fmt: skip

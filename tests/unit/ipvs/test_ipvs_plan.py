@@ -233,3 +233,12 @@ def test_members_and_addresses_shared_by_two_services_stay_until_both_are_gone()
     assert holder.addresses() == frozenset()
     assert "del KUBE-LOOP-BACK 10.244.1.2,tcp:8080,10.244.1.2 -exist" in restored[-1]
     assert holder.reads == 1  # only the first, full sync read the holder link
+
+
+def test_ipvs_mode_on_a_kernel_without_ip_vs_is_a_clear_error(tmp_path) -> None:
+    from netproxy.errors import NetproxyError
+    from netproxy.ipvs.backend import create
+
+    (tmp_path / "net/ipv4").mkdir(parents=True)
+    with pytest.raises(NetproxyError, match="needs the kernel's ip_vs module"):
+        create(CONFIG, proc_sys=tmp_path)
