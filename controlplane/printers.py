@@ -638,6 +638,19 @@ _CREATED_AT = Column("Created At", type="date")
 
 Printer = tuple[tuple[Column, ...], Callable[[Obj, _Ctx], list[Cell]]]
 
+# RoleBindings and ClusterRoleBindings print alike (kubectl's columns for both).
+_BINDING_PRINTER = (
+    (
+        _NAME,
+        Column("Role"),
+        _AGE,
+        Column("Users", priority=1),
+        Column("Groups", priority=1),
+        Column("ServiceAccounts", priority=1),
+    ),
+    _binding_row,
+)
+
 _PRINTERS: dict[str, Printer] = {
     "Pod": (
         (
@@ -782,28 +795,8 @@ _PRINTERS: dict[str, Printer] = {
     "LimitRange": ((_NAME, _CREATED_AT), _created_at_row),
     "Role": ((_NAME, _CREATED_AT), _created_at_row),
     "ClusterRole": ((_NAME, _CREATED_AT), _created_at_row),
-    "RoleBinding": (
-        (
-            _NAME,
-            Column("Role"),
-            _AGE,
-            Column("Users", priority=1),
-            Column("Groups", priority=1),
-            Column("ServiceAccounts", priority=1),
-        ),
-        _binding_row,
-    ),
-    "ClusterRoleBinding": (
-        (
-            _NAME,
-            Column("Role"),
-            _AGE,
-            Column("Users", priority=1),
-            Column("Groups", priority=1),
-            Column("ServiceAccounts", priority=1),
-        ),
-        _binding_row,
-    ),
+    "RoleBinding": _BINDING_PRINTER,
+    "ClusterRoleBinding": _BINDING_PRINTER,
     "PersistentVolume": (
         (
             _NAME,
