@@ -181,10 +181,11 @@ def _make_backend(mode: str, iptables_backend: str) -> Any:
         # in the chain count (>120 s at 2k services here, see bench/proxy_sync.py), which would keep the
         # large sizes out of reach; the per-packet cost measured here, a walk down KUBE-SERVICES, is the
         # same kind on both backends. `--iptables-backend nft` measures the other one.
+        from netproxy.ipset import IpsetTool
         from netproxy.iptables.backend import IptablesBackend
         from netproxy.iptables.kernel import IptablesTools
 
-        return IptablesBackend(IptablesTools(iptables_backend), config)
+        return IptablesBackend(IptablesTools(iptables_backend), config, apply_ipsets=IpsetTool().restore)
     from netproxy.backends import make_backend
 
     return make_backend(mode, config)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from netproxy.config import ProxyConfig
 from netproxy.errors import NetproxyError
 from netproxy.interfaces import Backend
+from netproxy.ipset import IpsetTool
 from netproxy.iptables.backend import IptablesBackend
 from netproxy.iptables.kernel import IptablesTools, detect_backend
 from netproxy.nftables.backend import NftablesBackend
@@ -14,7 +15,9 @@ from netproxy.nftables.kernel import NftTool
 
 
 def _iptables(config: ProxyConfig, prefix: Sequence[str]) -> Backend:
-    return IptablesBackend(IptablesTools(detect_backend(prefix), prefix), config)
+    return IptablesBackend(
+        IptablesTools(detect_backend(prefix), prefix), config, apply_ipsets=IpsetTool(prefix).restore
+    )
 
 
 def _nftables(config: ProxyConfig, prefix: Sequence[str]) -> Backend:

@@ -42,6 +42,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--cluster-cidr", default=None, help="pod CIDR; ClusterIP traffic from outside it is SNATed")
     p.add_argument("--masquerade-all", action="store_true")
     p.add_argument("--no-localhost-nodeports", action="store_true", help="do not answer NodePorts on 127.0.0.1")
+    p.add_argument(
+        "--endpoint-chains-max",
+        type=int,
+        default=ProxyConfig.endpoint_chains_max,
+        help="iptables mode: above this many endpoints, DNAT from KUBE-SVC-* chains instead of one KUBE-SEP-* "
+        "chain per endpoint (each change then costs the kernel less; 0: never)",
+    )
     p.add_argument("--min-sync-period", type=float, default=1.0, help="seconds between two syncs at most")
     p.add_argument("--full-sync-period", type=float, default=300.0, help="seconds between full syncs")
     p.add_argument("--log-level", default="INFO")
@@ -55,6 +62,7 @@ def config_from(args: argparse.Namespace) -> ProxyConfig:
         cluster_cidr=args.cluster_cidr,
         masquerade_all=args.masquerade_all,
         localhost_nodeports=not args.no_localhost_nodeports,
+        endpoint_chains_max=args.endpoint_chains_max,
     )
 
 

@@ -17,3 +17,6 @@ class ProxyConfig:
     masquerade_all: bool = False
     # NodePorts also answer on 127.0.0.1 (needs net.ipv4.conf.all.route_localnet=1, set by the daemon).
     localhost_nodeports: bool = True
+    # iptables mode: above this many endpoints, no KUBE-SEP-* chain per endpoint (netproxy.iptables.render
+    # says why); 0 never makes them.
+    endpoint_chains_max: int = 20_000

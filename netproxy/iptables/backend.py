@@ -1,13 +1,26 @@
-"""The iptables backend: render, then one `iptables-restore --noflush` per sync."""
+"""The iptables backend: render, then one `iptables-restore --noflush` per sync, with the hairpin
+ipset edited around it."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Sequence
+import logging
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 
 from netproxy.config import ProxyConfig
+from netproxy.errors import ApplyError
 from netproxy.interfaces import IptablesRunner
-from netproxy.iptables.render import JUMP_RULES, OWNED_PREFIXES, JumpRule, jump_args, render_chunks
+from netproxy.ipset import LOOP_BACK, RefCounts, render, render_edits
+from netproxy.iptables.render import (
+    JUMP_RULES,
+    OWNED_PREFIXES,
+    JumpRule,
+    hairpin_members,
+    jump_args,
+    render_chunks,
+)
 from netproxy.model import DesiredState
+
+log = logging.getLogger(__name__)
 
 
 def written_chains(text: str, known: set[str]) -> set[str]:
@@ -38,15 +51,46 @@ def missing_jumps(saved: dict[str, str], rules: Sequence[JumpRule] = JUMP_RULES)
     return [r for r in rules if f"-A {r.chain} {jump_args(r)}" not in lines.get(r.table, set())]
 
 
+def endpoint_count(state: DesiredState) -> int:
+    return sum(len(eps) for by_port in state.endpoints.values() for eps in by_port.values())
+
+
+def wants_endpoint_chains(endpoints: int, limit: int, *, current: bool | None) -> bool:
+    """The layout for `endpoints` endpoints. Leaving the per-endpoint chains takes more than `limit`
+    endpoints, coming back fewer than 3/4 of it, so a cluster hovering at the limit does not rewrite
+    every chain (a full sync) on every change."""
+    if limit <= 0:
+        return False
+    if current is False:
+        return endpoints < limit * 3 // 4
+    return endpoints <= limit
+
+
 class IptablesBackend:
     name = "iptables"
 
-    def __init__(self, tools: IptablesRunner, config: ProxyConfig) -> None:
+    def __init__(self, tools: IptablesRunner, config: ProxyConfig, *, apply_ipsets: Callable[[str], None]) -> None:
         self._tools = tools
         self._config = config
+        self._apply_ipsets = apply_ipsets
         self._chains: set[str] | None = None  # our nat chains in the kernel; None until listed once
+        self._endpoint_chains: bool | None = None  # the layout the kernel holds; None before the first sync
+        self._hairpin: RefCounts[str] = RefCounts()
 
     def sync(self, state: DesiredState, *, previous: DesiredState, changed: Collection[str] | None) -> None:
+        layout = wants_endpoint_chains(
+            endpoint_count(state), self._config.endpoint_chains_max, current=self._endpoint_chains
+        )
+        if changed is not None and layout != self._endpoint_chains:
+            log.info("%s endpoint chains: a full sync rewrites every chain", "using" if layout else "dropping")
+            changed = None
+        if changed is None:
+            self._full_sync(state, layout)
+        else:
+            self._partial_sync(state, previous, changed, layout)
+        self._endpoint_chains = layout
+
+    def _full_sync(self, state: DesiredState, layout: bool) -> None:
         jumps: list[JumpRule] = []
         first = self._chains is None
         if self._chains is None:
@@ -55,15 +99,42 @@ class IptablesBackend:
             saved = {t: self._tools.save(t) for t in ("nat", "filter")}
             self._chains = saved_chains(saved["nat"])
             jumps = missing_jumps(saved)
-        if changed is None:
-            chunks = render_chunks(state, self._config, existing=self._chains, insert_jumps=jumps)
-        else:
-            chunks = render_chunks(state, self._config, changed=changed, previous=previous)
+        hairpin: RefCounts[str] = RefCounts()
+        hairpin.update(added=hairpin_members(state, state.services, self._config))
+        self._apply_ipsets(render([LOOP_BACK], {LOOP_BACK.name: hairpin.items()}))  # before the rule matching it
+        self._hairpin = hairpin
+        self._restore(
+            render_chunks(state, self._config, existing=self._chains, insert_jumps=jumps, endpoint_chains=layout)
+        )
+        if not first:
+            self._tools.ensure_jumps(JUMP_RULES)  # periodic full sync: someone may have flushed a chain
+
+    def _partial_sync(
+        self, state: DesiredState, previous: DesiredState, changed: Collection[str], layout: bool
+    ) -> None:
+        """Members a changed endpoint needs go into the hairpin set before its DNAT rule exists; members no
+        longer needed leave after theirs is gone. A refused restore takes the added members back."""
+        before = hairpin_members(previous, changed, self._config)
+        after = hairpin_members(state, changed, self._config)
+        crossed = self._hairpin.update(removed=before, added=after)
+        if crossed.appeared:
+            self._apply_ipsets(render_edits({LOOP_BACK.name: crossed.appeared}, {}))
+        try:
+            self._restore(
+                render_chunks(state, self._config, changed=changed, previous=previous, endpoint_chains=layout)
+            )
+        except ApplyError:
+            self._hairpin.update(removed=after, added=before)
+            if crossed.appeared:
+                self._apply_ipsets(render_edits({}, {LOOP_BACK.name: crossed.appeared}))
+            raise
+        if crossed.vanished:
+            self._apply_ipsets(render_edits({}, {LOOP_BACK.name: crossed.vanished}))
+
+    def _restore(self, chunks: Iterable[str]) -> None:
         sent: list[str] = []
         self._tools.restore(_tee(chunks, sent))
-        self._chains = written_chains("".join(sent), self._chains)
-        if changed is None and not first:
-            self._tools.ensure_jumps(JUMP_RULES)  # periodic full sync: someone may have flushed a chain
+        self._chains = written_chains("".join(sent), self._chains or set())
 
 
 def _tee(chunks: Iterable[str], sent: list[str]) -> Iterator[str]:

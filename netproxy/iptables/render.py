@@ -5,10 +5,19 @@ nat:    PREROUTING/OUTPUT → KUBE-SERVICES ─ ClusterIP → KUBE-SVC-* (or KUB
                                           ─ node address (last rule) → KUBE-NODEPORTS → KUBE-EXT-*
         KUBE-EXT-* → KUBE-MARK-MASQ + KUBE-SVC-*, or (externalTrafficPolicy Local) KUBE-SVL-*
         KUBE-SVC-*/KUBE-SVL-* → `statistic --mode random` (and `recent` for ClientIP) → KUBE-SEP-* → DNAT
-        POSTROUTING → KUBE-POSTROUTING: MASQUERADE what KUBE-MARK-MASQ marked
+        POSTROUTING → KUBE-POSTROUTING: MASQUERADE what KUBE-MARK-MASQ marked, and hairpin traffic (a pod
+                      reaching itself through its Service: `KUBE-LOOP-BACK` ipset, as in kube-proxy's IPVS mode)
 filter: KUBE-SERVICES / KUBE-EXTERNAL-SERVICES reject traffic to services without endpoints;
         KUBE-FORWARD accepts marked and established traffic; KUBE-PROXY-LOCALNET drops martian 127/8 traffic
         that `route_localnet` would otherwise let in.
+
+Endpoint chains: below `ProxyConfig.endpoint_chains_max` endpoints each endpoint has its KUBE-SEP-*
+chain (DNAT, and the ClientIP affinity list), as in kube-proxy. Above it the same DNAT sits in the
+KUBE-SVC-* rule that picks the endpoint. Why: every rule a transaction adds makes the kernel (nf_tables)
+re-validate the whole nat table, walking every chain and every rule reachable from each base chain. At
+10k Services x 10 endpoints that walk is most of a partial sync: one rule added costs ~156 ms with the
+100k KUBE-SEP chains, ~67 ms without them (perf: nft_chain_validate, nft_table_validate). The hairpin
+check lives in one ipset-matching rule instead of a rule per endpoint chain for the same reason.
 
 With --noflush, declaring a chain (`:NAME - [0:0]`) creates or empties it and leaves every other chain
 alone, so a partial sync declares only the chains it rewrites. The jump rules from the built-in chains
@@ -22,11 +31,17 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from netproxy.config import MASQ_MARK, ProxyConfig
-from netproxy.model import DesiredState, Endpoint, ServicePort, select_endpoints
+from netproxy.ipset import LOOP_BACK, loop_back_member
+from netproxy.model import DesiredState, Endpoint, EndpointSelection, ServicePort, select_endpoints
 from netproxy.naming import endpoint_chain, external_chain, local_chain, service_chain
 
 OWNED_PREFIXES = ("KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-SEP-", "KUBE-FW-")
 COMMENT = "tinykube service portals"
+# Only DNATed connections: a host-network endpoint's own direct connections (e.g. to the API server the
+# `kubernetes` Service points at) match the set too, and must keep their source.
+HAIRPIN_MASQUERADE = (
+    f"-A KUBE-POSTROUTING -m conntrack --ctstate DNAT -m set --match-set {LOOP_BACK.name} dst,dst,src -j MASQUERADE"
+)
 
 
 @dataclass(frozen=True)
@@ -85,24 +100,57 @@ def _match(proto: str, port: int) -> str:
     return f"-p {p} -m {p} --dport {port}"
 
 
-def _balance(chain: str, port: ServicePort, seps: list[tuple[Endpoint, str]]) -> list[str]:
+def _served(sel: EndpointSelection) -> tuple[Endpoint, ...]:
+    """Every endpoint some traffic of the port may reach (each has a KUBE-SEP-* name)."""
+    return tuple(dict.fromkeys((*sel.all_cluster, *sel.local)))
+
+
+def _dnat(proto: str, ep: Endpoint) -> str:
+    return f"-m {proto} -j DNAT --to-destination {ep.ip}:{ep.port}"
+
+
+@dataclass(frozen=True)
+class _Pick:
+    """How a Service chain hands a packet to one endpoint: when the balancing rule chose it (`chosen`,
+    appended to the `statistic` match), and when ClientIP affinity recalls it (`recalled`)."""
+
+    chosen: str
+    recalled: str
+
+
+def _picks(port: ServicePort, endpoints: dict[Endpoint, str], *, endpoint_chains: bool) -> dict[Endpoint, _Pick]:
+    """`endpoints`: endpoint -> its KUBE-SEP-* name (a chain, or only the affinity list's name)."""
+    proto = port.protocol.lower()
+    timeout = port.session_affinity_timeout
+    out = {}
+    for ep, sep in endpoints.items():
+        if endpoint_chains:
+            recall = f"-m recent --name {sep} --rcheck --seconds {timeout} --reap -j {sep}"
+            out[ep] = _Pick(f"-j {sep}", recall)
+        else:  # `--update` refreshes the entry as the endpoint chain's `--set` would
+            remember = f"-m recent --name {sep} --set " if timeout is not None else ""
+            recall = f"-p {proto} -m recent --name {sep} --update --seconds {timeout} --reap {_dnat(proto, ep)}"
+            out[ep] = _Pick(f"-p {proto} {remember}{_dnat(proto, ep)}", recall)
+    return out
+
+
+def _balance(chain: str, port: ServicePort, picks: list[_Pick]) -> list[str]:
     """Pick one endpoint: the first with 1/n, the next with 1/(n-1) of the rest, … the last always."""
     rules = []
     if port.session_affinity_timeout is not None:
-        rules += [
-            f"-A {chain} -m recent --name {sep} --rcheck --seconds {port.session_affinity_timeout} --reap -j {sep}"
-            for _, sep in seps
-        ]
-    n = len(seps)
-    for i, (_, sep) in enumerate(seps):
+        rules += [f"-A {chain} {pick.recalled}" for pick in picks]
+    n = len(picks)
+    for i, pick in enumerate(picks):
         if i < n - 1:
-            rules.append(f"-A {chain} -m statistic --mode random --probability {1 / (n - i):.10f} -j {sep}")
+            rules.append(f"-A {chain} -m statistic --mode random --probability {1 / (n - i):.10f} {pick.chosen}")
         else:
-            rules.append(f"-A {chain} -j {sep}")
+            rules.append(f"-A {chain} {pick.chosen}")
     return rules
 
 
-def port_rules(port: ServicePort, endpoints: tuple[Endpoint, ...], config: ProxyConfig) -> PortRules:
+def port_rules(
+    port: ServicePort, endpoints: tuple[Endpoint, ...], config: ProxyConfig, *, endpoint_chains: bool = True
+) -> PortRules:
     """The rules of one Service port (pure; `render` assembles many of these)."""
     out = PortRules()
     spn = port.name
@@ -110,21 +158,20 @@ def port_rules(port: ServicePort, endpoints: tuple[Endpoint, ...], config: Proxy
     svc, svl, ext = service_chain(spn), local_chain(spn), external_chain(spn)
     proto = port.protocol.lower()
     comment = f'-m comment --comment "{spn}'
-    sep_of = {ep: endpoint_chain(spn, ep) for ep in dict.fromkeys((*sel.all_cluster, *sel.local))}
-    for ep, sep in sep_of.items():
-        recent = f"-m recent --name {sep} --set " if port.session_affinity_timeout is not None else ""
-        out.chains[sep] = [
-            f"-A {sep} -s {ep.ip}/32 -j KUBE-MARK-MASQ",
-            f"-A {sep} -p {proto} {recent}-m {proto} -j DNAT --to-destination {ep.ip}:{ep.port}",
-        ]
+    sep_of = {ep: endpoint_chain(spn, ep) for ep in _served(sel)}
+    picks = _picks(port, sep_of, endpoint_chains=endpoint_chains)
+    if endpoint_chains:
+        for ep, sep in sep_of.items():
+            recent = f"-m recent --name {sep} --set " if port.session_affinity_timeout is not None else ""
+            out.chains[sep] = [f"-A {sep} -p {proto} {recent}{_dnat(proto, ep)}"]
     if sel.all_cluster:
         rules = []
         if port.cluster_ip and (config.masquerade_all or config.cluster_cidr):
             src = f"! -s {config.cluster_cidr} " if config.cluster_cidr and not config.masquerade_all else ""
             rules.append(f"-A {svc} {src}-d {port.cluster_ip}/32 {_match(proto, port.port)} -j KUBE-MARK-MASQ")
-        out.chains[svc] = rules + _balance(svc, port, [(e, sep_of[e]) for e in sel.all_cluster])
+        out.chains[svc] = rules + _balance(svc, port, [picks[e] for e in sel.all_cluster])
     if (port.internal_policy_local or port.external_policy_local) and sel.local:
-        out.chains[svl] = _balance(svl, port, [(e, sep_of[e]) for e in sel.local])
+        out.chains[svl] = _balance(svl, port, [picks[e] for e in sel.local])
 
     if port.cluster_ip:
         dst = f"-d {port.cluster_ip}/32 {_match(proto, port.port)}"
@@ -174,6 +221,7 @@ def _fixed_rules(config: ProxyConfig) -> tuple[list[str], list[str], list[str]]:
     """Rules of the chains that do not depend on services: (nat, nat KUBE-SERVICES tail, filter)."""
     mark = f"{MASQ_MARK:#x}/{MASQ_MARK:#x}"
     nat = [
+        HAIRPIN_MASQUERADE,
         f"-A KUBE-POSTROUTING -m mark ! --mark {mark} -j RETURN",
         f"-A KUBE-POSTROUTING -j MARK --xor-mark {MASQ_MARK:#x}",
         f'-A KUBE-POSTROUTING -m comment --comment "{COMMENT}" -j MASQUERADE --random-fully',
@@ -194,8 +242,23 @@ def _fixed_rules(config: ProxyConfig) -> tuple[list[str], list[str], list[str]]:
     return nat, tail, filt
 
 
-def _rules_of(state: DesiredState, services: Iterable[str], config: ProxyConfig) -> dict[str, list[PortRules]]:
-    return {s: [port_rules(p, eps, config) for p, eps in state.ports(s)] for s in services}
+def _rules_of(
+    state: DesiredState, services: Iterable[str], config: ProxyConfig, endpoint_chains: bool
+) -> dict[str, list[PortRules]]:
+    return {
+        s: [port_rules(p, eps, config, endpoint_chains=endpoint_chains) for p, eps in state.ports(s)] for s in services
+    }
+
+
+def hairpin_members(state: DesiredState, services: Iterable[str], config: ProxyConfig) -> list[str]:
+    """KUBE-LOOP-BACK members of the listed Services, once per Service port that wants them (the caller
+    counts references: two Services may share an endpoint)."""
+    return [
+        loop_back_member(ep.ip, port.protocol, ep.port)
+        for service in services
+        for port, eps in state.ports(service)
+        for ep in _served(select_endpoints(port, eps, config.node_name))
+    ]
 
 
 def _chains(rules: Iterable[list[PortRules]]) -> dict[str, list[str]]:
@@ -210,10 +273,19 @@ def render(
     previous: DesiredState | None = None,
     existing: Collection[str] = (),
     insert_jumps: Sequence[JumpRule] = (),
+    endpoint_chains: bool = True,
 ) -> str:
     """The `iptables-restore --noflush` text of one sync (`render_chunks`, joined)."""
     return "".join(
-        render_chunks(state, config, changed=changed, previous=previous, existing=existing, insert_jumps=insert_jumps)
+        render_chunks(
+            state,
+            config,
+            changed=changed,
+            previous=previous,
+            existing=existing,
+            insert_jumps=insert_jumps,
+            endpoint_chains=endpoint_chains,
+        )
     )
 
 
@@ -225,6 +297,7 @@ def render_chunks(
     previous: DesiredState | None = None,
     existing: Collection[str] = (),
     insert_jumps: Sequence[JumpRule] = (),
+    endpoint_chains: bool = True,
 ) -> Iterator[str]:
     """The text of one sync in pieces, so that the kernel tool parses while the rest is rendered.
 
@@ -233,17 +306,18 @@ def render_chunks(
     rules in `insert_jumps` (known to be missing) are inserted at the top of their built-in chains.
     Otherwise only the chains of the `changed` Services are rewritten, stale ones (present in
     `previous`) deleted, and the shared dispatch chains rewritten only when a changed Service's
-    dispatch rules differ.
+    dispatch rules differ. `endpoint_chains` picks the layout (module docstring); a partial sync must use
+    the layout the kernel holds.
     """
     if changed is None:
-        yield from _full(state, config, existing, insert_jumps)
+        yield from _full(state, config, existing, insert_jumps, endpoint_chains)
         return
-    before = _rules_of(previous or DesiredState(), changed, config)
-    current = _rules_of(state, changed, config)
+    before = _rules_of(previous or DesiredState(), changed, config, endpoint_chains)
+    current = _rules_of(state, changed, config, endpoint_chains)
     chains = _chains(current.values())
     stale = sorted(_chains(before.values()).keys() - chains.keys())
     differs = any([p.dispatch() for p in before[s]] != [p.dispatch() for p in current[s]] for s in changed)
-    dispatch = _rules_of(state, sorted(state.services), config) if differs else None
+    dispatch = _rules_of(state, sorted(state.services), config, endpoint_chains) if differs else None
     yield _assemble(config, chains, stale, dispatch)
 
 
@@ -251,7 +325,11 @@ BATCH = 200  # Services per chunk
 
 
 def _full(
-    state: DesiredState, config: ProxyConfig, existing: Collection[str], jumps: Sequence[JumpRule]
+    state: DesiredState,
+    config: ProxyConfig,
+    existing: Collection[str],
+    jumps: Sequence[JumpRule],
+    endpoint_chains: bool,
 ) -> Iterator[str]:
     """nat first, one Service at a time (a chain is declared just before its rules, after the chains it
     jumps to), its dispatch rules last; then filter, whose rules were collected on the way."""
@@ -262,7 +340,7 @@ def _full(
     buf: list[str] = []
     for i, service in enumerate(sorted(state.services), 1):
         for port, eps in state.ports(service):
-            pr = port_rules(port, eps, config)
+            pr = port_rules(port, eps, config, endpoint_chains=endpoint_chains)
             for name, lines in pr.chains.items():
                 buf.append(f":{name} - [0:0]")
                 buf += lines

@@ -9,13 +9,13 @@ grow with the number of services the way an iptables ruleset's does.
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from netproxy.config import ProxyConfig
 from netproxy.errors import NetproxyError
+from netproxy.ipset import IpsetTool, RefCounts, by_set, render, render_edits
 from netproxy.iptables.kernel import IptablesTools
 from netproxy.ipvs import ipsets, plan, rules
 from netproxy.ipvs.kernel import AddressHolder, IPVSTables
@@ -49,7 +49,7 @@ class _Programmed:
     """What one Service contributes to the kernel, as last programmed."""
 
     desired: plan.Desired
-    members: Mapping[str, frozenset[str]]  # ipset name -> members
+    members: frozenset[tuple[str, str]]  # (ipset name, member)
 
 
 class IPVSBackend:
@@ -78,8 +78,8 @@ class IPVSBackend:
         self._apply_ipsets = apply_ipsets
         self._iptables = iptables
         self._programmed: dict[str, _Programmed] = {}
-        self._member_counts: dict[str, Counter[str]] = {}
-        self._address_counts: Counter[str] = Counter()
+        self._members: RefCounts[tuple[str, str]] = RefCounts()
+        self._addresses: RefCounts[str] = RefCounts()
         self._draining: set[plan.VirtualKey] = set()  # services with reals at weight 0 still holding connections
 
     def close(self) -> None:
@@ -99,29 +99,8 @@ class IPVSBackend:
         node = self.config.node_name
         return _Programmed(
             plan.desired(one, node_name=node, node_ips=self.config.node_ips, scheduler=self.scheduler),
-            ipsets.entries(one, node_name=node),
+            frozenset((name, m) for name, members in ipsets.entries(one, node_name=node).items() for m in members),
         )
-
-    def _count(self, prog: _Programmed, sign: int) -> tuple[dict[str, set[str]], set[str]]:
-        """Adds (sign 1) or removes (-1) one Service's share; returns the members and addresses whose
-        count crossed zero (to add, or to delete)."""
-        crossed: dict[str, set[str]] = {}
-        for name, members in prog.members.items():
-            counts = self._member_counts.setdefault(name, Counter())
-            for member in members:
-                counts[member] += sign
-                if counts[member] == (1 if sign > 0 else 0):
-                    crossed.setdefault(name, set()).add(member)
-                if counts[member] == 0:
-                    del counts[member]
-        addresses = set()
-        for address in prog.desired.bound_addresses:
-            self._address_counts[address] += sign
-            if self._address_counts[address] == (1 if sign > 0 else 0):
-                addresses.add(address)
-            if self._address_counts[address] == 0:
-                del self._address_counts[address]
-        return crossed, addresses
 
     def reconcile(self, state: DesiredState, *, changed: Collection[str] | None = None) -> SyncResult:
         """Brings the kernel to `state`. A full sync (`changed=None`) reads every virtual server back
@@ -132,24 +111,29 @@ class IPVSBackend:
         services = sorted(state.services) if changed is None else sorted(changed)
         if full:
             self._programmed.clear()
-            self._member_counts.clear()
-            self._address_counts.clear()
+            self._members.clear()
+            self._addresses.clear()
         before = {s: p for s in services if (p := self._programmed.pop(s, None)) is not None}
         after = {s: p for s in services if (p := self._program(state, s)) is not None}
-        removed_members, removed_addresses = self._merge_counts(before.values(), -1)
-        added_members, added_addresses = self._merge_counts(after.values(), 1)
+        members = self._members.update(
+            removed=[m for p in before.values() for m in p.members],
+            added=[m for p in after.values() for m in p.members],
+        )
+        addresses = self._addresses.update(
+            removed=[a for p in before.values() for a in p.desired.bound_addresses],
+            added=[a for p in after.values() for a in p.desired.bound_addresses],
+        )
         self._programmed.update(after)
         if full:
-            members = {name: frozenset(counts) for name, counts in self._member_counts.items()}
-            self._apply_ipsets(ipsets.render(members))  # before the rules that match on the sets
+            self._apply_ipsets(render(ipsets.SPECS, by_set(self._members.items())))  # before the rules matching them
             if self._iptables is not None:
                 self._iptables.restore(rules.render(self.config))
                 self._iptables.ensure_jumps(rules.JUMP_RULES)
-            self._holder.sync(self._address_counts)
+            self._holder.sync(self._addresses.items())
         else:
-            if edits := ipsets.render_edits(added_members, removed_members):
+            if edits := render_edits(by_set(members.appeared), by_set(members.vanished)):
                 self._apply_ipsets(edits)
-            self._holder.update(added_addresses - removed_addresses, removed_addresses - added_addresses)
+            self._holder.update(addresses.appeared, addresses.vanished)
         old_keys = {k for p in before.values() for k in p.desired.services}
         new_keys = {k for p in after.values() for k in p.desired.services}
         keys = None if full else old_keys | new_keys | self._draining
@@ -162,16 +146,6 @@ class IPVSBackend:
         self._draining = plan.draining_keys(have, want)  # a partial sync read every draining key back too
         log.debug("ipvs sync: %d operations, %d services draining", len(ops), len(self._draining))
         return SyncResult(operations=len(ops), draining=len(self._draining))
-
-    def _merge_counts(self, progs: Iterable[_Programmed], sign: int) -> tuple[dict[str, set[str]], set[str]]:
-        members: dict[str, set[str]] = {}
-        addresses: set[str] = set()
-        for prog in progs:
-            crossed, addrs = self._count(prog, sign)
-            for name, ms in crossed.items():
-                members.setdefault(name, set()).update(ms)
-            addresses |= addrs
-        return members, addresses
 
 
 def _touches(prog: _Programmed, keys: Collection[plan.VirtualKey] | None) -> bool:
@@ -192,7 +166,7 @@ def _union(parts: Iterable[plan.Desired]) -> plan.Desired:
 def create(config: ProxyConfig, *, scheduler: str = "rr", proc_sys: Path = Path("/proc/sys")) -> IPVSBackend:
     """The real backend for the network namespace of the calling thread (sysctls set, holder made)."""
     from netproxy.iptables.kernel import detect_backend
-    from netproxy.ipvs.kernel import HolderInterface, NetlinkIPVS, ipset_restore
+    from netproxy.ipvs.kernel import HolderInterface, NetlinkIPVS
 
     if not (proc_sys / "net/ipv4/vs").is_dir():
         raise NetproxyError(
@@ -200,5 +174,5 @@ def create(config: ProxyConfig, *, scheduler: str = "rr", proc_sys: Path = Path(
             "use --mode iptables or nftables here, or try IPVS in `tinykube lab kernel`"
         )
     set_sysctls(proc_sys)
-    return IPVSBackend(config, tables=NetlinkIPVS(), holder=HolderInterface(), apply_ipsets=ipset_restore,
+    return IPVSBackend(config, tables=NetlinkIPVS(), holder=HolderInterface(), apply_ipsets=IpsetTool().restore,
                        iptables=IptablesTools(detect_backend()), scheduler=scheduler)  # fmt: skip

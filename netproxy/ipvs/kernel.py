@@ -1,7 +1,7 @@
 """The kernel side of the IPVS backend: virtual/real servers over generic netlink (read with
 pyroute2's IPVS socket, written in batches by `batch.py`; never `ipvsadm` in the sync path), the holder
-interface whose addresses make the kernel accept ClusterIPs as local, and `ipset restore`. Narrow on
-purpose: all decisions are made in `plan.py`.
+interface whose addresses make the kernel accept ClusterIPs as local (ipsets: `netproxy.ipset`). Narrow
+on purpose: all decisions are made in `plan.py`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
-import subprocess
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Protocol
 
@@ -194,10 +193,3 @@ class HolderInterface:
                 except NetlinkError as err:
                     if err.code != tolerated:
                         raise
-
-
-def ipset_restore(text: str) -> None:
-    """One `ipset restore` run; a refusal leaves the previous sets in place (each swap is atomic)."""
-    res = subprocess.run(["ipset", "restore"], input=text, capture_output=True, text=True, check=False)
-    if res.returncode != 0:
-        raise ApplyError("ipset restore", res.returncode, res.stderr)

@@ -12,8 +12,9 @@ filter: FORWARD → KUBE-FORWARD: accept marked and established traffic
 from __future__ import annotations
 
 from netproxy.config import MASQ_MARK, ProxyConfig
+from netproxy.ipset import LOOP_BACK
 from netproxy.iptables.render import COMMENT, JumpRule
-from netproxy.ipvs.ipsets import CLUSTER_IP, EXTERNAL_IP, LOOP_BACK, NODE_PORT, NODE_PORT_LOCAL
+from netproxy.ipvs.ipsets import CLUSTER_IP, EXTERNAL_IP, NODE_PORT, NODE_PORT_LOCAL
 
 NAT_CHAINS = ("KUBE-SERVICES", "KUBE-NODE-PORT", "KUBE-POSTROUTING", "KUBE-MARK-MASQ")
 FILTER_CHAINS = ("KUBE-FORWARD",)
@@ -44,7 +45,7 @@ def render(config: ProxyConfig) -> str:
         nat.append(f"-A KUBE-NODE-PORT -p {p} -m set --match-set {NODE_PORT_LOCAL[proto]} dst -j RETURN")
         nat.append(f"-A KUBE-NODE-PORT -p {p} -m set --match-set {name} dst -j KUBE-MARK-MASQ")
     nat += [
-        f"-A KUBE-POSTROUTING -m set --match-set {LOOP_BACK} dst,dst,src -j MASQUERADE",
+        f"-A KUBE-POSTROUTING -m set --match-set {LOOP_BACK.name} dst,dst,src -j MASQUERADE",
         f"-A KUBE-POSTROUTING -m mark ! --mark {mark} -j RETURN",
         f"-A KUBE-POSTROUTING -j MARK --xor-mark {MASQ_MARK:#x}",
         f'-A KUBE-POSTROUTING -m comment --comment "{COMMENT}" -j MASQUERADE --random-fully',

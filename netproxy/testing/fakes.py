@@ -1,4 +1,4 @@
-"""Stateful fakes of the nft tool, conntrack, the event recorder and the informers."""
+"""Stateful fakes of the nft and ipset tools, conntrack, the event recorder and the informers."""
 
 from __future__ import annotations
 
@@ -26,6 +26,44 @@ class FakeNft:
         if self.refuse is not None and self.refuse in text:
             raise ApplyError("nft", 1, f"Error: could not process rule with {self.refuse}")
         self.applied.append(text)
+
+
+@dataclass
+class FakeIpset:
+    """`ipset restore` over {set name: members}: like the tool, lines apply one by one and the first bad
+    one stops the run (earlier lines stay applied); `fail_next` refuses the next run outright."""
+
+    sets: dict[str, set[str]] = field(default_factory=dict)
+    fail_next: str | None = None
+    runs: list[str] = field(default_factory=list)
+
+    def restore(self, text: str) -> None:
+        if self.fail_next is not None:
+            msg, self.fail_next = self.fail_next, None
+            raise ApplyError("ipset restore", 1, msg)
+        self.runs.append(text)
+        for n, line in enumerate(text.splitlines(), 1):
+            verb, name, *rest = line.split()
+            exist = "-exist" in rest
+            if verb == "create":
+                if name in self.sets and not exist:
+                    raise ApplyError("ipset restore", 1, f"line {n}: set {name} already exists")
+                self.sets.setdefault(name, set())
+            elif name not in self.sets:
+                raise ApplyError("ipset restore", 1, f"line {n}: the set with the given name does not exist")
+            elif verb in ("add", "del"):
+                member, present = rest[0], rest[0] in self.sets[name]
+                if present == (verb == "add") and not exist:
+                    raise ApplyError("ipset restore", 1, f"line {n}: element {'already' if present else 'not'} added")
+                (self.sets[name].add if verb == "add" else self.sets[name].discard)(member)
+            elif verb == "flush":
+                self.sets[name].clear()
+            elif verb == "swap":
+                self.sets[name], self.sets[rest[0]] = self.sets[rest[0]], self.sets[name]
+            elif verb == "destroy":
+                del self.sets[name]
+            else:
+                raise ApplyError("ipset restore", 1, f"line {n}: unknown command {verb}")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 `FakeIptables` applies `iptables-restore --noflush` text with the kernel's rules that matter to us: a
 declared chain is created or emptied, others are untouched, `-A` needs an existing chain, a jump needs
-an existing target, `-X` refuses a chain still referenced, and the whole text applies or nothing does.
+an existing target, `-X` refuses a chain still referenced, `--match-set` needs an existing set (in its
+`ipsets`, a FakeIpset), and the whole text applies or nothing does.
 
 `simulate` follows one new packet through nat, filter and nat POSTROUTING and returns every possible
 outcome with its probability (`statistic` branches are followed both ways), so a test proves where a
@@ -14,11 +15,12 @@ from __future__ import annotations
 import copy
 import ipaddress
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from netproxy.errors import ApplyError
 from netproxy.iptables.render import JumpRule, jump_args
+from netproxy.testing.fakes import FakeIpset
 
 BUILTIN = {
     "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
@@ -29,6 +31,11 @@ TARGETS = {"ACCEPT", "DROP", "RETURN", "REJECT", "DNAT", "SNAT", "MASQUERADE", "
 
 def _target(rule: str) -> str | None:
     parts = rule.split(" -j ")
+    return parts[1].split()[0] if len(parts) > 1 else None
+
+
+def _match_set(rule: str) -> str | None:
+    parts = rule.split(" --match-set ")
     return parts[1].split()[0] if len(parts) > 1 else None
 
 
@@ -43,6 +50,7 @@ class FakeIptables:
     fail_next: str | None = None  # the next restore fails with this message (a kernel refusal)
     refuse: str | None = None  # every restore whose text contains this fails (a rule the kernel rejects)
     restores: list[str] = field(default_factory=list)
+    ipsets: FakeIpset = field(default_factory=FakeIpset)
 
     def restore(self, chunks: str | Iterable[str]) -> None:
         text = chunks if isinstance(chunks, str) else "".join(chunks)
@@ -66,6 +74,8 @@ class FakeIptables:
                 name = line[1:].split()[0]
                 if name not in BUILTIN["nat"] + BUILTIN["filter"]:
                     table[name] = []
+            elif (ipset := _match_set(line)) is not None and ipset not in self.ipsets.sets:
+                raise ApplyError("iptables-restore", 2, f"line {n}: Set {ipset} doesn't exist.")
             elif line.startswith("-A "):
                 chain, rule = line[3:].split(" ", 1)
                 target = _target(rule)
@@ -134,10 +144,17 @@ def _in(addr: str, net: str) -> bool:
 
 
 class _Sim:
-    def __init__(self, tables: dict[str, dict[str, list[str]]], local: set[str], recent: set[tuple[str, str]]):
+    def __init__(
+        self,
+        tables: dict[str, dict[str, list[str]]],
+        local: set[str],
+        recent: set[tuple[str, str]],
+        sets: Mapping[str, Collection[str]],
+    ):
         self.tables = tables
         self.local = local
         self.known_recent = recent
+        self.sets = sets
 
     def is_local(self, addr: str) -> bool:
         return addr in self.local or _in(addr, "127.0.0.0/8")
@@ -178,8 +195,10 @@ class _Sim:
                 if neg:
                     raise ValueError("negated statistic")
                 p *= float(arg)
-            elif tok == "--rcheck":
+            elif tok in ("--rcheck", "--update"):
                 ok, step = self._recent_has(tokens, pkt.src, ctx), 1
+            elif tok == "--match-set":
+                ok, step = self._set_key(tokens[i + 2], ctx.pkt, dst, dport) in self.sets.get(arg, ()), 3
             elif tok in ("--set", "--reap"):
                 step = 1
             elif tok not in ("-m", "--comment", "--mode", "--name", "--seconds"):
@@ -189,6 +208,19 @@ class _Sim:
             neg = False
             i += step
         return p, []
+
+    @staticmethod
+    def _set_key(flags: str, pkt: Packet, dst: str, dport: int) -> str:
+        """The member a packet looks up, for ip/port dimensions (`dst,dst,src` on hash:ip,port,ip)."""
+        parts = []
+        for n, flag in enumerate(flags.split(",")):
+            if n == 1:
+                if flag != "dst":
+                    raise ValueError("simulator knows destination ports only")
+                parts.append(f"{pkt.proto}:{dport}")
+            else:
+                parts.append(dst if flag == "dst" else pkt.src)
+        return ",".join(parts)
 
     def _recent_has(self, tokens: list[str], src: str, ctx: _Ctx) -> bool:
         name = tokens[tokens.index("--name") + 1]
@@ -251,10 +283,12 @@ def simulate(
     local_addrs: Iterable[str] = (),
     from_local_process: bool = False,
     recent: Iterable[tuple[str, str]] = (),
+    sets: Mapping[str, Collection[str]] | None = None,
 ) -> dict[Outcome, float]:
     """Every outcome of the first packet of a new connection, with its probability (they sum to 1).
-    `recent` holds (list name, source) pairs already recorded by earlier packets (ClientIP affinity)."""
-    sim = _Sim(tables, set(local_addrs), set(recent))
+    `recent` holds (list name, source) pairs already recorded by earlier packets (ClientIP affinity);
+    `sets` the ipsets' members."""
+    sim = _Sim(tables, set(local_addrs), set(recent), sets or {})
     start = [(1.0, _Ctx(packet))]
     nat = sim.hook("nat", "OUTPUT" if from_local_process else "PREROUTING", start)
     done: dict[Outcome, float] = {}

@@ -14,7 +14,7 @@ import select
 import subprocess
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,10 @@ class Lab:
         return proc
 
     def proxier(self, mode: str, config: ProxyConfig = CONFIG) -> Proxier:
+        """`mode`: a proxy mode, or `iptables-without-endpoint-chains` (the iptables layout of big clusters)."""
         prefix = ["ip", "netns", "exec", self.node.name]
+        if mode == "iptables-without-endpoint-chains":
+            mode, config = "iptables", replace(config, endpoint_chains_max=0)
         return Proxier(make_backend(mode, config, prefix), config, conntrack=ConntrackTool(prefix), events=FakeEvents())
 
     def close(self) -> None:

@@ -79,7 +79,7 @@ async def test_daemon_programs_services_from_the_api_and_follows_changes(
                 slc = await client.get(ENDPOINTSLICES, "web-abcde", "default")
                 slc["endpoints"][0]["addresses"] = [backend_ip(1)]
                 await client.update(ENDPOINTSLICES, slc)
-                assert _wait_for(lambda: lab.names("10.96.0.10", 80) == ["b1"])
+                assert _wait_for(lambda: lab.names("10.96.0.10", 80) == ["b1"]), (tmp_path / "proxy.log").read_text()
                 # externalTrafficPolicy Local: the daemon serves the health-check node port.
                 loc = service(
                     "loc", "10.96.0.11", [{"name": "http", "port": 80, "targetPort": PORT, "nodePort": 30111}]

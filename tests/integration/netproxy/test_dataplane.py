@@ -1,5 +1,5 @@
 """Real rules (iptables-restore / nft -f) in a test-made node netns, real TCP/UDP traffic through them.
-Every scenario runs against both backends."""
+Every scenario runs against both backends (and both iptables layouts)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from netproxy.testing.objects import endpoint_slice, service
 from tests.integration.netproxy.lab import CLIENT_IP, NODE_IP, PORT, PROG, Lab, backend_ip, build, feed, readline, sync
 from tests.support.namespaces import NetNS
 
-MODES = ["iptables", "nftables"]
+# iptables twice: with one KUBE-SEP-* chain per endpoint, and with DNAT from the KUBE-SVC-* chains (the
+# layout above ProxyConfig.endpoint_chains_max endpoints).
+MODES = ["iptables", "iptables-without-endpoint-chains", "nftables"]
 SLICE_PORTS = [{"name": "http", "port": PORT, "protocol": "TCP"}, {"name": "dns", "port": PORT, "protocol": "UDP"}]
 SVC_PORTS = [
     {"name": "http", "port": 80, "targetPort": "http", "nodePort": 30080},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from netproxy.config import ProxyConfig
+from netproxy.ipset import IPSET_NAME_MAX, LOOP_BACK, TEMP_SUFFIX, render
 from netproxy.ipvs import ipsets, plan, rules
 from netproxy.ipvs.backend import IPVSBackend
 from netproxy.ipvs.testing import FakeHolder, FakeIPVSTables
@@ -132,11 +133,11 @@ def test_ipsets_hold_cluster_ips_node_ports_and_hairpin_entries() -> None:
     assert members[ipsets.CLUSTER_IP] == {"10.96.0.10,tcp:80"}
     assert members[ipsets.NODE_PORT["TCP"]] == {"30080"}
     assert members[ipsets.NODE_PORT_LOCAL["TCP"]] == {"30080"}
-    assert members[ipsets.LOOP_BACK] == {"10.244.1.2,tcp:8080,10.244.1.2"}
-    text = ipsets.render(members)
+    assert members[LOOP_BACK.name] == {"10.244.1.2,tcp:8080,10.244.1.2"}
+    text = render(ipsets.SPECS, members)
     # Filled under a temporary name and swapped in, so the live set is never half-filled.
     assert text.index("add KUBE-CLUSTER-IP-N 10.96.0.10,tcp:80") < text.index("swap KUBE-CLUSTER-IP-N KUBE-CLUSTER-IP")
-    assert all(len(spec.name + ipsets.TEMP_SUFFIX) <= ipsets.IPSET_NAME_MAX for spec in ipsets.SPECS)
+    assert all(len(spec.name + TEMP_SUFFIX) <= IPSET_NAME_MAX for spec in ipsets.SPECS)
 
 
 def test_iptables_part_is_constant_in_the_number_of_services() -> None:

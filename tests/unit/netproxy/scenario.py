@@ -22,9 +22,14 @@ def state_of(objs: Iterable[dict[str, Any]]) -> DesiredState:
     return take_changes(st, et).state
 
 
+def backend_on(fake: FakeIptables, config: ProxyConfig = CFG) -> IptablesBackend:
+    """The iptables backend driving a fake (and the fake's ipsets)."""
+    return IptablesBackend(fake, config, apply_ipsets=fake.ipsets.restore)
+
+
 def synced(objs: Iterable[dict[str, Any]], config: ProxyConfig = CFG) -> FakeIptables:
     fake = FakeIptables()
-    IptablesBackend(fake, config).sync(state_of(objs), previous=DesiredState(), changed=None)
+    backend_on(fake, config).sync(state_of(objs), previous=DesiredState(), changed=None)
     return fake
 
 
@@ -45,6 +50,7 @@ def where(
         local_addrs=[NODE_IP],
         from_local_process=local,
         recent=recent,
+        sets=fake.ipsets.sets,
     )
 
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
 
 from netproxy.config import ProxyConfig
-from netproxy.iptables.backend import IptablesBackend
 from netproxy.iptables.render import port_rules, render
 from netproxy.model import DesiredState
 from netproxy.naming import endpoint_chain, service_chain
 from netproxy.testing import FakeIptables, Outcome
 from netproxy.testing.objects import endpoint_slice, service
-from tests.unit.netproxy.scenario import CFG, NODE_IP, dnat_share, state_of, synced, where
+from tests.unit.netproxy.scenario import CFG, NODE_IP, backend_on, dnat_share, state_of, synced, where
 
 WEB = service("web", "10.96.0.10", type="NodePort", ports=[{"name": "http", "port": 80, "nodePort": 30080}])
 WEB_EPS = endpoint_slice("web", ["10.1.0.1", "10.1.0.2", "10.1.0.3"])
@@ -29,13 +29,30 @@ def test_golden_rules_of_one_clusterip_port() -> None:
         f"-p tcp -m tcp --dport 80 -j {svc}"
     ]
     assert rules.chains == {
-        sep: [
-            f"-A {sep} -s 10.1.0.7/32 -j KUBE-MARK-MASQ",
-            f"-A {sep} -p tcp -m tcp -j DNAT --to-destination 10.1.0.7:8080",
-        ],
+        sep: [f"-A {sep} -p tcp -m tcp -j DNAT --to-destination 10.1.0.7:8080"],
         svc: [f"-A {svc} -j {sep}"],
     }
     assert rules.filter_services == rules.filter_external == rules.nat_nodeports == []
+
+
+def test_golden_rules_without_endpoint_chains_dnat_from_the_service_chain() -> None:
+    svc_obj = service("one", "10.96.0.5", sessionAffinity="ClientIP")
+    state = state_of([svc_obj, endpoint_slice("one", ["10.1.0.7", "10.1.0.8"])])
+    ((port, eps),) = list(state.all_ports())
+    rules = port_rules(port, eps, ProxyConfig(node_name="n"), endpoint_chains=False)
+    svc = service_chain(port.name)
+    sep7, sep8 = (endpoint_chain(port.name, e) for e in eps)
+    assert rules.chains == {
+        svc: [
+            f"-A {svc} -p tcp -m recent --name {sep7} --update --seconds 10800 --reap -m tcp -j DNAT "
+            "--to-destination 10.1.0.7:8080",
+            f"-A {svc} -p tcp -m recent --name {sep8} --update --seconds 10800 --reap -m tcp -j DNAT "
+            "--to-destination 10.1.0.8:8080",
+            f"-A {svc} -m statistic --mode random --probability 0.5000000000 -p tcp -m recent --name {sep7} --set "
+            "-m tcp -j DNAT --to-destination 10.1.0.7:8080",
+            f"-A {svc} -p tcp -m recent --name {sep8} --set -m tcp -j DNAT --to-destination 10.1.0.8:8080",
+        ]
+    }
 
 
 def test_clusterip_spreads_evenly_over_endpoints() -> None:
@@ -179,14 +196,14 @@ def test_full_sync_deletes_stale_chains_and_leaves_foreign_rules() -> None:
     fake.tables["nat"]["DOCKER"] = ["-j RETURN"]
     fake.tables["nat"]["PREROUTING"] = ["-j DOCKER"]
     fake.tables["nat"]["KUBE-SVC-LEFTOVERFROMOLD"] = ["-j RETURN"]
-    backend = IptablesBackend(fake, CFG)
+    backend = backend_on(fake)
     backend.sync(state_of([WEB, WEB_EPS]), previous=DesiredState(), changed=None)
     assert "KUBE-SVC-LEFTOVERFROMOLD" not in fake.tables["nat"]
     assert fake.tables["nat"]["DOCKER"] == ["-j RETURN"]
     assert "-j DOCKER" in fake.tables["nat"]["PREROUTING"]
     assert foreign in fake.tables["nat"]["POSTROUTING"]
     backend.sync(state_of([WEB, WEB_EPS]), previous=DesiredState(), changed=None)
-    restarted = IptablesBackend(fake, CFG)  # reads the kernel's rules: inserts no second jump
+    restarted = backend_on(fake)  # reads the kernel's rules: inserts no second jump
     restarted.sync(state_of([WEB, WEB_EPS]), previous=DesiredState(), changed=None)
     assert "-I " not in fake.restores[-1]
     jump = '-m comment --comment "tinykube service portals" -j KUBE-SERVICES'
@@ -239,11 +256,13 @@ def _random_world(rng: random.Random, n: int) -> list[dict]:
     return objs
 
 
+@pytest.mark.parametrize("endpoint_chains_max", [20_000, 0])
 @pytest.mark.parametrize("seed", range(5))
-def test_partial_syncs_end_where_a_full_sync_would(seed: int) -> None:
+def test_partial_syncs_end_where_a_full_sync_would(seed: int, endpoint_chains_max: int) -> None:
     rng = random.Random(seed)
+    config = dataclasses.replace(CFG, endpoint_chains_max=endpoint_chains_max)
     fake = FakeIptables()
-    backend = IptablesBackend(fake, CFG)
+    backend = backend_on(fake, config)
     previous = DesiredState()
     for _ in range(6):
         state = state_of(_random_world(rng, 12))
@@ -252,5 +271,6 @@ def test_partial_syncs_end_where_a_full_sync_would(seed: int) -> None:
         backend.sync(state, previous=previous, changed=None if previous == DesiredState() else changed)
         previous = state
     reference = FakeIptables()
-    IptablesBackend(reference, CFG).sync(previous, previous=DesiredState(), changed=None)
+    backend_on(reference, config).sync(previous, previous=DesiredState(), changed=None)
     assert fake.tables == reference.tables
+    assert fake.ipsets.sets == reference.ipsets.sets

@@ -5,11 +5,10 @@ from collections.abc import Iterable
 
 from netproxy.errors import ApplyError
 from netproxy.healthcheck import HealthServer, HealthStatus
-from netproxy.iptables.backend import IptablesBackend
 from netproxy.proxier import Proxier
 from netproxy.testing import FakeConntrack, FakeEvents, FakeFlow, FakeIptables, FakeSource, Outcome
 from netproxy.testing.objects import endpoint_slice, service
-from tests.unit.netproxy.scenario import CFG, dnat_share, where
+from tests.unit.netproxy.scenario import CFG, backend_on, dnat_share, where
 
 WEB = service("web", "10.96.0.10")
 WEB_EPS = endpoint_slice("web", ["10.1.0.1", "10.1.0.2"])
@@ -26,7 +25,7 @@ class Clock:
 def make(fake: FakeIptables | None = None, **kw: object) -> tuple[Proxier, FakeIptables, FakeEvents, FakeConntrack]:
     fake = fake or FakeIptables()
     events, ct = FakeEvents(), FakeConntrack()
-    p = Proxier(IptablesBackend(fake, CFG), CFG, conntrack=ct, events=events, **kw)  # type: ignore[arg-type]
+    p = Proxier(backend_on(fake), CFG, conntrack=ct, events=events, **kw)  # type: ignore[arg-type]
     return p, fake, events, ct
 
 
