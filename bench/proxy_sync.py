@@ -2,8 +2,9 @@
 
 For each backend and size (services × 10 endpoints) it measures, in one run and one network namespace:
   full   - the proxy's first sync (`Proxier.sync_once`: trackers, render, start-up listing, apply)
-  floor  - a bare `iptables-restore --noflush` / `nft -f` of exactly the text that sync applied,
-           from the same (empty) kernel state: what any proxy must pay the kernel tools
+  floor  - a bare `iptables-restore --noflush` / `nft -f` of exactly the text that sync applied (and,
+           for iptables, the `ipset restore` of its hairpin set), from the same (empty) kernel state:
+           what any proxy must pay the kernel tools
   change - one endpoint of one Service replaced, at that size (a partial sync)
 Goals: full ≤ 1.1 × floor; change ≤ 100 ms (iptables), ≤ 50 ms (nftables) at 10k services.
 
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netproxy.config import ProxyConfig
+from netproxy.ipset import IpsetTool
 from netproxy.iptables.backend import IptablesBackend
 from netproxy.iptables.kernel import IptablesTools, detect_backend
 from netproxy.nftables.backend import NftablesBackend
@@ -73,6 +75,7 @@ class Recording:
         self.inner = inner
         self.backend = getattr(inner, "backend", "")
         self.texts: list[str] = []
+        self.ipset_texts: list[str] = []
         # Load the first text without --noflush (fast, and harmless: we are alone in this netns), to reach
         # a state whose --noflush full sync would take minutes with iptables-nft.
         self.seed_flushing = seed_flushing
@@ -103,6 +106,10 @@ class Recording:
         self.inner.apply(tee())
         self.texts.append("".join(parts))
 
+    def apply_ipsets(self, text: str) -> None:
+        IpsetTool().restore(text)
+        self.ipset_texts.append(text)
+
     def ensure_jumps(self, rules: Any) -> None:
         self.inner.ensure_jumps(rules)
 
@@ -111,11 +118,12 @@ class Recording:
 
 
 def clear() -> None:
-    """Empty every table (we are alone in this netns)."""
+    """Empty every table and drop every ipset (we are alone in this netns)."""
     subprocess.run(["nft", "flush", "ruleset"], check=True)
     for table in ("nat", "filter"):
         subprocess.run(["iptables-legacy", "-t", table, "-F"], check=False, capture_output=True)
         subprocess.run(["iptables-legacy", "-t", table, "-X"], check=False, capture_output=True)
+    subprocess.run(["ipset", "destroy"], check=True)
 
 
 @dataclass(frozen=True)
@@ -158,7 +166,7 @@ def measure(mode: str, n: int, *, full_sync: bool = True) -> Row:
     clear()
     if mode.startswith("iptables-"):
         tool: Recording = Recording(IptablesTools(mode.split("-", 1)[1]), seed_flushing=not full_sync)
-        backend: Any = IptablesBackend(tool, CONFIG)
+        backend: Any = IptablesBackend(tool, CONFIG, apply_ipsets=tool.apply_ipsets)
         replay = [f"{mode}-restore", "--noflush", "-w", "5"]
     else:
         tool = Recording(NftTool())
@@ -181,6 +189,8 @@ def measure(mode: str, n: int, *, full_sync: bool = True) -> Row:
             for table in ("nat", "filter"):
                 subprocess.run([f"{mode}-save", "-t", table], capture_output=True, check=True)
         with Stopwatch() as bare:
+            for ipset_text in tool.ipset_texts:
+                subprocess.run(["ipset", "restore"], input=ipset_text, text=True, check=True)
             subprocess.run(replay, input=text, text=True, check=True)
         floor = bare.timing
     # The kernel now holds exactly what the proxy wrote; change one endpoint of the middle Service.

@@ -51,8 +51,10 @@ def missing_jumps(saved: dict[str, str], rules: Sequence[JumpRule] = JUMP_RULES)
     return [r for r in rules if f"-A {r.chain} {jump_args(r)}" not in lines.get(r.table, set())]
 
 
-def endpoint_count(state: DesiredState) -> int:
-    return sum(len(eps) for by_port in state.endpoints.values() for eps in by_port.values())
+def endpoint_count(state: DesiredState, services: Iterable[str] | None = None) -> int:
+    """Endpoints of the listed Services (all by default), counted per Service port."""
+    by_service = state.endpoints if services is None else {s: state.endpoints.get(s, {}) for s in services}
+    return sum(len(eps) for by_port in by_service.values() for eps in by_port.values())
 
 
 def wants_endpoint_chains(endpoints: int, limit: int, *, current: bool | None) -> bool:
@@ -76,11 +78,14 @@ class IptablesBackend:
         self._chains: set[str] | None = None  # our nat chains in the kernel; None until listed once
         self._endpoint_chains: bool | None = None  # the layout the kernel holds; None before the first sync
         self._hairpin: RefCounts[str] = RefCounts()
+        self._endpoints = 0  # in the kernel's rules: counted in full on a full sync, by difference otherwise
 
     def sync(self, state: DesiredState, *, previous: DesiredState, changed: Collection[str] | None) -> None:
-        layout = wants_endpoint_chains(
-            endpoint_count(state), self._config.endpoint_chains_max, current=self._endpoint_chains
-        )
+        if changed is None:
+            endpoints = endpoint_count(state)
+        else:  # O(changed), not O(Services): a partial sync at 10k Services stays cheap
+            endpoints = self._endpoints + endpoint_count(state, changed) - endpoint_count(previous, changed)
+        layout = wants_endpoint_chains(endpoints, self._config.endpoint_chains_max, current=self._endpoint_chains)
         if changed is not None and layout != self._endpoint_chains:
             log.info("%s endpoint chains: a full sync rewrites every chain", "using" if layout else "dropping")
             changed = None
@@ -89,6 +94,7 @@ class IptablesBackend:
         else:
             self._partial_sync(state, previous, changed, layout)
         self._endpoint_chains = layout
+        self._endpoints = endpoints
 
     def _full_sync(self, state: DesiredState, layout: bool) -> None:
         jumps: list[JumpRule] = []

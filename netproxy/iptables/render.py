@@ -105,8 +105,10 @@ def _served(sel: EndpointSelection) -> tuple[Endpoint, ...]:
     return tuple(dict.fromkeys((*sel.all_cluster, *sel.local)))
 
 
-def _dnat(proto: str, ep: Endpoint) -> str:
-    return f"-m {proto} -j DNAT --to-destination {ep.ip}:{ep.port}"
+def _dnat(ep: Endpoint) -> str:
+    # No `-m tcp` before it as kube-proxy writes: a match without options matches every packet `-p` let
+    # through, and the kernel's validation walk pays for every match of every rule (~20% at 10k Services).
+    return f"-j DNAT --to-destination {ep.ip}:{ep.port}"
 
 
 @dataclass(frozen=True)
@@ -129,8 +131,8 @@ def _picks(port: ServicePort, endpoints: dict[Endpoint, str], *, endpoint_chains
             out[ep] = _Pick(f"-j {sep}", recall)
         else:  # `--update` refreshes the entry as the endpoint chain's `--set` would
             remember = f"-m recent --name {sep} --set " if timeout is not None else ""
-            recall = f"-p {proto} -m recent --name {sep} --update --seconds {timeout} --reap {_dnat(proto, ep)}"
-            out[ep] = _Pick(f"-p {proto} {remember}{_dnat(proto, ep)}", recall)
+            recall = f"-p {proto} -m recent --name {sep} --update --seconds {timeout} --reap {_dnat(ep)}"
+            out[ep] = _Pick(f"-p {proto} {remember}{_dnat(ep)}", recall)
     return out
 
 
@@ -163,7 +165,7 @@ def port_rules(
     if endpoint_chains:
         for ep, sep in sep_of.items():
             recent = f"-m recent --name {sep} --set " if port.session_affinity_timeout is not None else ""
-            out.chains[sep] = [f"-A {sep} -p {proto} {recent}{_dnat(proto, ep)}"]
+            out.chains[sep] = [f"-A {sep} -p {proto} {recent}{_dnat(ep)}"]
     if sel.all_cluster:
         rules = []
         if port.cluster_ip and (config.masquerade_all or config.cluster_cidr):

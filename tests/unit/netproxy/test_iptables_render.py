@@ -29,7 +29,7 @@ def test_golden_rules_of_one_clusterip_port() -> None:
         f"-p tcp -m tcp --dport 80 -j {svc}"
     ]
     assert rules.chains == {
-        sep: [f"-A {sep} -p tcp -m tcp -j DNAT --to-destination 10.1.0.7:8080"],
+        sep: [f"-A {sep} -p tcp -j DNAT --to-destination 10.1.0.7:8080"],
         svc: [f"-A {svc} -j {sep}"],
     }
     assert rules.filter_services == rules.filter_external == rules.nat_nodeports == []
@@ -44,13 +44,13 @@ def test_golden_rules_without_endpoint_chains_dnat_from_the_service_chain() -> N
     sep7, sep8 = (endpoint_chain(port.name, e) for e in eps)
     assert rules.chains == {
         svc: [
-            f"-A {svc} -p tcp -m recent --name {sep7} --update --seconds 10800 --reap -m tcp -j DNAT "
+            f"-A {svc} -p tcp -m recent --name {sep7} --update --seconds 10800 --reap -j DNAT "
             "--to-destination 10.1.0.7:8080",
-            f"-A {svc} -p tcp -m recent --name {sep8} --update --seconds 10800 --reap -m tcp -j DNAT "
+            f"-A {svc} -p tcp -m recent --name {sep8} --update --seconds 10800 --reap -j DNAT "
             "--to-destination 10.1.0.8:8080",
             f"-A {svc} -m statistic --mode random --probability 0.5000000000 -p tcp -m recent --name {sep7} --set "
-            "-m tcp -j DNAT --to-destination 10.1.0.7:8080",
-            f"-A {svc} -p tcp -m recent --name {sep8} --set -m tcp -j DNAT --to-destination 10.1.0.8:8080",
+            "-j DNAT --to-destination 10.1.0.7:8080",
+            f"-A {svc} -p tcp -m recent --name {sep8} --set -j DNAT --to-destination 10.1.0.8:8080",
         ]
     }
 
