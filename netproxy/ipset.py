@@ -49,7 +49,7 @@ def render(specs: Sequence[SetSpec], members: Mapping[str, Collection[str]]) -> 
         temp = spec.name + TEMP_SUFFIX
         assert len(temp) <= IPSET_NAME_MAX, temp
         lines += [spec.create(spec.name), spec.create(temp), f"flush {temp}"]
-        lines.extend(f"add {temp} {member}" for member in sorted(members.get(spec.name, ())))
+        lines.extend(f"add {temp} {member}" for member in members.get(spec.name, ()))
         lines += [f"swap {temp} {spec.name}", f"destroy {temp}"]
     return "\n".join(lines) + "\n"
 
@@ -95,6 +95,10 @@ class RefCounts(Generic[T]):
 
     def clear(self) -> None:
         self._counts.clear()
+
+    def reset(self, items: Iterable[T]) -> None:
+        """Start over from `items` (a full sync): one C-level count, not an update per item."""
+        self._counts = Counter(items)
 
     def update(self, *, removed: Iterable[T] = (), added: Iterable[T] = ()) -> Crossings[T]:
         before: dict[T, int] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from netproxy.config import ProxyConfig
 from netproxy.errors import ApplyError
@@ -106,12 +107,16 @@ class IptablesBackend:
             self._chains = saved_chains(saved["nat"])
             jumps = missing_jumps(saved)
         hairpin: RefCounts[str] = RefCounts()
-        hairpin.update(added=hairpin_members(state, state.services, self._config))
-        self._apply_ipsets(render([LOOP_BACK], {LOOP_BACK.name: hairpin.items()}))  # before the rule matching it
+        hairpin.reset(hairpin_members(state, state.services, self._config))
+        # The ipset tool fills the set (~0.6 s at 100k members) on the other core while the rules render and
+        # parse; the rule matching the set is in the last chunk, which waits for it.
+        with ThreadPoolExecutor(1, thread_name_prefix="ipset") as pool:
+            filled = pool.submit(self._apply_ipsets, render([LOOP_BACK], {LOOP_BACK.name: hairpin.items()}))
+            chunks = render_chunks(
+                state, self._config, existing=self._chains, insert_jumps=jumps, endpoint_chains=layout
+            )
+            self._restore(_last_after(chunks, filled.result))
         self._hairpin = hairpin
-        self._restore(
-            render_chunks(state, self._config, existing=self._chains, insert_jumps=jumps, endpoint_chains=layout)
-        )
         if not first:
             self._tools.ensure_jumps(JUMP_RULES)  # periodic full sync: someone may have flushed a chain
 
@@ -141,6 +146,18 @@ class IptablesBackend:
         sent: list[str] = []
         self._tools.restore(_tee(chunks, sent))
         self._chains = written_chains("".join(sent), self._chains or set())
+
+
+def _last_after(chunks: Iterable[str], wait: Callable[[], object]) -> Iterator[str]:
+    """`chunks`, with `wait()` called (and its exception raised) before the last one is handed on."""
+    held: str | None = None
+    for chunk in chunks:
+        if held is not None:
+            yield held
+        held = chunk
+    wait()
+    if held is not None:
+        yield held
 
 
 def _tee(chunks: Iterable[str], sent: list[str]) -> Iterator[str]:

@@ -84,6 +84,11 @@ class IptablesTools:
                 proc.stdin.write(chunk)
         except BrokenPipeError:
             pass  # the tool stopped reading: its exit status and stderr say why
+        except BaseException:
+            # The caller's chunks failed half way: end the tool before it sees COMMIT, so nothing applies.
+            proc.kill()
+            proc.communicate()
+            raise
         try:
             _, stderr = proc.communicate(timeout=TIMEOUT)  # flushes and closes stdin
         except subprocess.TimeoutExpired as err:

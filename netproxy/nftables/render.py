@@ -78,6 +78,7 @@ class NftPortRules:
         return self.elements.setdefault(name, {})
 
 
+MARK_FOR_MASQUERADE = f"meta mark set meta mark | {MASQ_MARK:#x}"
 ENDPOINTS_KEY = "numgen random mod 1 . numgen random mod 1 . numgen random mod 1"
 SLOTS = 1 << 20  # `numgen` range split among a chain's endpoints: the rule never names their number
 
@@ -119,8 +120,11 @@ def port_rules(port: ServicePort, endpoints: tuple[Endpoint, ...], config: Proxy
     spn = port.name
     proto = port.protocol.lower()
     sel = select_endpoints(port, endpoints, config.node_name)
-    svc, svl, ext = nft_service_chain(spn), nft_service_chain(spn, "l"), nft_service_chain(spn, "x")
-    mark = f"meta mark set meta mark | {MASQ_MARK:#x}"
+    # Only the names a port uses: each is a sha256 (most ports are plain ClusterIPs and need one).
+    svc = nft_service_chain(spn)
+    svl = nft_service_chain(spn, "l") if port.internal_policy_local or port.external_policy_local else ""
+    ext = nft_service_chain(spn, "x") if port.externally_accessible else ""
+    mark = MARK_FOR_MASQUERADE
     if sel.all_cluster:
         rules = []
         if port.cluster_ip and (config.masquerade_all or config.cluster_cidr):

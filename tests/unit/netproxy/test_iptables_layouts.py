@@ -149,3 +149,14 @@ def test_only_service_traffic_is_masqueraded_as_hairpin() -> None:
     assert where(fake, NODE_IP, 6443, src=NODE_IP, local=True) == {Outcome("ACCEPT"): 1.0}
     through = where(fake, "10.96.0.1", 443, src=NODE_IP, local=True)
     assert through == {Outcome("ACCEPT", f"{NODE_IP}:6443", masquerade=True): 1.0}
+
+
+def test_a_refused_ipset_fill_stops_a_full_sync_before_any_rule_changes() -> None:
+    fake = FakeIptables()
+    backend = backend_on(fake)
+    backend.sync(state_of(WORLD), previous=DesiredState(), changed=None)
+    rules = {t: dict(chains) for t, chains in fake.tables.items()}
+    fake.ipsets.fail_next = "ipset v7.17: Hash is full, cannot add more elements"
+    with pytest.raises(ApplyError, match="Hash is full"):
+        backend.sync(state_of(WORLD[:2]), previous=DesiredState(), changed=None)
+    assert fake.tables == rules
