@@ -236,6 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     head = f"{'mode':<16} {'services':>8} {'full s':>8} {'floor s':>8} {'wall ratio':>10} {'cpu ratio':>9}"
     print(f"{head} {'change ms':>10} {'change cpu ms':>13} {'1-rule ms':>9}  goals")
     ok = True
+    out_of_reach: list[str] = []
     for mode in modes:
         for n in sizes:
             seeded = mode == "iptables-nft" and n > args.iptables_nft_max
@@ -254,6 +255,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"  <=1.1x, <={goal_ms:.0f} ms at 10k: {'met' if met else 'MISSED'}",
                 flush=True,
             )
+            if n >= 10000 and row.one_rule is not None and row.one_rule.wall * 1000 > goal_ms:
+                out_of_reach.append(f"{mode} ({row.one_rule.wall * 1000:.0f} ms at {n})")
+    if out_of_reach:
+        print(
+            f"out of reach: {', '.join(out_of_reach)}: a bare restore of one rule already costs more than the"
+            " change goal (iptables-legacy-restore rewrites the whole table on any change); use the nft backend."
+        )
     if any(m == "iptables-nft" for m in modes) and any(n > args.iptables_nft_max for n in sizes):
         print(
             "skipped: iptables-nft full syncs above --iptables-nft-max; `iptables-nft-restore --noflush` spends"
