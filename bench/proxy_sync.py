@@ -74,14 +74,11 @@ def world(n_services: int) -> list[dict[str, Any]]:
 class Recording:
     """Wraps a kernel runner and keeps the last text it applied (to replay it as the floor)."""
 
-    def __init__(self, inner: Any, *, seed_flushing: bool = False) -> None:
+    def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.backend = getattr(inner, "backend", "")
         self.texts: list[str] = []
         self.ipset_texts: list[str] = []
-        # Load the first text without --noflush (fast, and harmless: we are alone in this netns), to reach
-        # a state whose --noflush full sync would take minutes with iptables-nft.
-        self.seed_flushing = seed_flushing
 
     def restore(self, chunks: str | Iterable[str]) -> None:
         parts: list[str] = []
@@ -91,11 +88,7 @@ class Recording:
                 parts.append(chunk)
                 yield chunk
 
-        if self.seed_flushing and not self.texts:
-            text = "".join(tee())
-            subprocess.run([f"iptables-{self.backend}-restore", "-w", "5"], input=text, text=True, check=True)
-        else:
-            self.inner.restore(tee())
+        self.inner.restore(tee())
         self.texts.append("".join(parts))
 
     def apply(self, chunks: str | Iterable[str]) -> None:
@@ -155,21 +148,19 @@ def _cpu() -> float:
 class Row:
     mode: str
     services: int
-    full: Timing | None  # None: not measured (seeded without --noflush instead)
-    floor: Timing | None
+    full: Timing
+    floor: Timing
     change: Timing
     one_rule: Timing | None  # iptables modes: a bare one-rule restore at this size
 
-    def ratio(self, what: str) -> float | None:
-        if self.full is None or self.floor is None:
-            return None
+    def ratio(self, what: str) -> float:
         return float(getattr(self.full, what) / getattr(self.floor, what))
 
 
-def measure(mode: str, n: int, *, full_sync: bool = True) -> Row:
+def measure(mode: str, n: int) -> Row:
     clear()
     if mode.startswith("iptables-"):
-        tool: Recording = Recording(IptablesTools(mode.split("-", 1)[1]), seed_flushing=not full_sync)
+        tool: Recording = Recording(IptablesTools(mode.split("-", 1)[1]))
         backend: Any = IptablesBackend(tool, CONFIG, apply_ipsets=tool.apply_ipsets)
         replay = [f"{mode}-restore", "--noflush", "-w", "5"]
     else:
@@ -184,19 +175,16 @@ def measure(mode: str, n: int, *, full_sync: bool = True) -> Row:
     if not result.full or result.rejected or result.recovered or proxier.need_full_sync:
         raise RuntimeError(f"{mode}: the full sync failed: {result}")
     (text,) = tool.texts
-    floor: Timing | None = None
-    if full_sync:
-        clear()
-        if mode.startswith("iptables-"):
-            # The proxy's restore ran after its start-up listing (which makes the empty tables exist);
-            # the floor starts from that same kernel state, and times only the restore.
-            for table in ("nat", "filter"):
-                subprocess.run([f"{mode}-save", "-t", table], capture_output=True, check=True)
-        with Stopwatch() as bare:
-            for ipset_text in tool.ipset_texts:
-                subprocess.run(["ipset", "restore"], input=ipset_text, text=True, check=True)
-            subprocess.run(replay, input=text, text=True, check=True)
-        floor = bare.timing
+    clear()
+    if mode.startswith("iptables-"):
+        # The proxy's restore ran after its start-up listing (which makes the empty tables exist);
+        # the floor starts from that same kernel state, and times only the restore.
+        for table in ("nat", "filter"):
+            subprocess.run([f"{mode}-save", "-t", table], capture_output=True, check=True)
+    with Stopwatch() as bare:
+        for ipset_text in tool.ipset_texts:
+            subprocess.run(["ipset", "restore"], input=ipset_text, text=True, check=True)
+        subprocess.run(replay, input=text, text=True, check=True)
     # The kernel now holds exactly what the proxy wrote; change one endpoint of the middle Service.
     mid = n // 2
     eps = [_ip(mid * ENDPOINTS + j + 1, 128) for j in range(ENDPOINTS - 1)] + [_ip(n * ENDPOINTS + 1, 128)]
@@ -211,7 +199,7 @@ def measure(mode: str, n: int, *, full_sync: bool = True) -> Row:
             subprocess.run(replay, input=ONE_RULE, text=True, check=True)
         one_rule = bare.timing
         subprocess.run(replay, input="*nat\n-F TK-BENCH-ONE\n-X TK-BENCH-ONE\nCOMMIT\n", text=True, check=True)
-    return Row(mode, n, full.timing if full_sync else None, floor, change.timing, one_rule)
+    return Row(mode, n, full.timing, bare.timing, change.timing, one_rule)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -219,12 +207,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/proxy_sync.py", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--modes", default="iptables-nft,iptables-legacy,nftables")
-    parser.add_argument(
-        "--iptables-nft-max",
-        type=int,
-        default=2000,
-        help="skip larger sizes for iptables-nft: its --noflush restore costs O(chains x rules) in user space",
-    )
     args = parser.parse_args(args_list)
     isolate(args_list)
     modes = args.modes.split(",")
@@ -239,16 +221,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_of_reach: list[str] = []
     for mode in modes:
         for n in sizes:
-            seeded = mode == "iptables-nft" and n > args.iptables_nft_max
-            row = measure(mode, n, full_sync=not seeded)
+            row = measure(mode, n)
             goal_ms = GOAL_CHANGE_MS["nftables" if mode == "nftables" else "iptables"]
             wall_ratio, cpu_ratio = row.ratio("wall"), row.ratio("cpu")
-            met = (wall_ratio is None or wall_ratio <= 1.1) and (n < 10000 or row.change.wall * 1000 <= goal_ms)
+            met = wall_ratio <= 1.1 and (n < 10000 or row.change.wall * 1000 <= goal_ms)
             ok &= met
-            if row.full is None or row.floor is None or wall_ratio is None or cpu_ratio is None:
-                sync = f"{'skipped':>8} {'skipped':>8} {'-':>10} {'-':>9}"
-            else:
-                sync = f"{row.full.wall:>8.2f} {row.floor.wall:>8.2f} {wall_ratio:>9.2f}x {cpu_ratio:>8.2f}x"
+            sync = f"{row.full.wall:>8.2f} {row.floor.wall:>8.2f} {wall_ratio:>9.2f}x {cpu_ratio:>8.2f}x"
             print(
                 f"{mode:<16} {n:>8} {sync} {row.change.wall * 1000:>10.1f} {row.change.cpu * 1000:>13.1f}"
                 f" {'-' if row.one_rule is None else f'{row.one_rule.wall * 1000:.1f}':>9}"
@@ -261,12 +239,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"out of reach: {', '.join(out_of_reach)}: a bare restore of one rule already costs more than the"
             " change goal (iptables-legacy-restore rewrites the whole table on any change); use the nft backend."
-        )
-    if any(m == "iptables-nft" for m in modes) and any(n > args.iptables_nft_max for n in sizes):
-        print(
-            "skipped: iptables-nft full syncs above --iptables-nft-max; `iptables-nft-restore --noflush` spends"
-            " O(chains x rules) in user space (perf: strcmp), minutes at 10k. Those rows were seeded without"
-            " --noflush and measure only the one-endpoint change."
         )
     clear()
     return 0 if ok else 1

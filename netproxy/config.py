@@ -19,4 +19,4 @@ class ProxyConfig:
     localhost_nodeports: bool = True
     # iptables mode: above this many endpoints, no KUBE-SEP-* chain per endpoint (netproxy.iptables.render
     # says why); 0 never makes them.
-    endpoint_chains_max: int = 20_000
+    endpoint_chains_max: int = 10_000
