@@ -181,7 +181,7 @@ def measure(mode: str, n: int) -> Row:
         # the floor starts from that same kernel state, and times only the restore.
         for table in ("nat", "filter"):
             subprocess.run([f"{mode}-save", "-t", table], capture_output=True, check=True)
-    with Stopwatch() as bare:
+    with Stopwatch() as floor:
         for ipset_text in tool.ipset_texts:
             subprocess.run(["ipset", "restore"], input=ipset_text, text=True, check=True)
         subprocess.run(replay, input=text, text=True, check=True)
@@ -199,7 +199,7 @@ def measure(mode: str, n: int) -> Row:
             subprocess.run(replay, input=ONE_RULE, text=True, check=True)
         one_rule = bare.timing
         subprocess.run(replay, input="*nat\n-F TK-BENCH-ONE\n-X TK-BENCH-ONE\nCOMMIT\n", text=True, check=True)
-    return Row(mode, n, full.timing, bare.timing, change.timing, one_rule)
+    return Row(mode, n, full.timing, floor.timing, change.timing, one_rule)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,7 +14,7 @@ import errno
 import ipaddress
 import socket
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from netproxy.errors import ApplyError
@@ -30,10 +30,9 @@ from netproxy.ipvs.plan import (
     VirtualKey,
     VirtualServer,
 )
+from netproxy.netlink import NLM_F_ACK, NLM_F_REQUEST, attr, nlmsg, parse_acks
 
 NETLINK_GENERIC = 16
-NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
-NLMSG_ERROR = 2
 GENL_VERSION = 1
 # linux/ip_vs.h
 CMD_NEW_SERVICE, CMD_SET_SERVICE, CMD_DEL_SERVICE = 1, 2, 3
@@ -47,42 +46,37 @@ PROTOCOLS = {"TCP": socket.IPPROTO_TCP, "UDP": socket.IPPROTO_UDP, "SCTP": socke
 BATCH = 256  # messages per send(); their acknowledgements fit the default receive buffer
 
 
-def _attr(kind: int, payload: bytes) -> bytes:
-    head = struct.pack("=HH", 4 + len(payload), kind)
-    return head + payload + b"\0" * (-len(payload) % 4)
-
-
 def _service_key(key: VirtualKey) -> bytes:
     return b"".join((
-        _attr(SVC_AF, struct.pack("=H", socket.AF_INET)),
-        _attr(SVC_PROTOCOL, struct.pack("=H", PROTOCOLS[key.protocol])),
-        _attr(SVC_ADDR, ipaddress.IPv4Address(key.address).packed + b"\0" * 12),
-        _attr(SVC_PORT, struct.pack("!H", key.port)),
+        attr(SVC_AF, struct.pack("=H", socket.AF_INET)),
+        attr(SVC_PROTOCOL, struct.pack("=H", PROTOCOLS[key.protocol])),
+        attr(SVC_ADDR, ipaddress.IPv4Address(key.address).packed + b"\0" * 12),
+        attr(SVC_PORT, struct.pack("!H", key.port)),
     ))  # fmt: skip
 
 
 def _service_full(server: VirtualServer) -> bytes:
     flags = IP_VS_SVC_F_PERSISTENT if server.persistence else 0
     return _service_key(server.key) + b"".join((
-        _attr(SVC_SCHED, server.scheduler.encode() + b"\0"),
-        _attr(SVC_FLAGS, struct.pack("=II", flags, 0xFFFFFFFF)),
-        _attr(SVC_TIMEOUT, struct.pack("=I", server.persistence)),
-        _attr(SVC_NETMASK, struct.pack("!I", 0xFFFFFFFF)),
+        attr(SVC_SCHED, server.scheduler.encode() + b"\0"),
+        attr(SVC_FLAGS, struct.pack("=II", flags, 0xFFFFFFFF)),
+        attr(SVC_TIMEOUT, struct.pack("=I", server.persistence)),
+        attr(SVC_NETMASK, struct.pack("!I", 0xFFFFFFFF)),
     ))  # fmt: skip
 
 
 def _dest(real: RealKey, weight: int | None) -> bytes:
     parts = [
-        _attr(DEST_ADDR, ipaddress.IPv4Address(real.address).packed + b"\0" * 12),
-        _attr(DEST_PORT, struct.pack("!H", real.port)),
-        _attr(DEST_AF, struct.pack("=H", socket.AF_INET)),
+        attr(DEST_ADDR, ipaddress.IPv4Address(real.address).packed + b"\0" * 12),
+        attr(DEST_PORT, struct.pack("!H", real.port)),
+        attr(DEST_AF, struct.pack("=H", socket.AF_INET)),
     ]
     if weight is not None:  # a full entry, for add and edit
         parts += [
-            _attr(DEST_FWD, struct.pack("=I", IP_VS_CONN_F_MASQ)),
-            _attr(DEST_WEIGHT, struct.pack("=I", weight)),
-            _attr(DEST_UTHRESH, struct.pack("=I", 0)),
-            _attr(DEST_LTHRESH, struct.pack("=I", 0)),
+            attr(DEST_FWD, struct.pack("=I", IP_VS_CONN_F_MASQ)),
+            attr(DEST_WEIGHT, struct.pack("=I", weight)),
+            attr(DEST_UTHRESH, struct.pack("=I", 0)),
+            attr(DEST_LTHRESH, struct.pack("=I", 0)),
         ]
     return b"".join(parts)
 
@@ -91,24 +85,23 @@ def encode(op: Operation) -> tuple[int, bytes]:
     """The generic-netlink command and attributes of one operation. Pure."""
     match op:
         case AddService(server=s):
-            return CMD_NEW_SERVICE, _attr(ATTR_SERVICE, _service_full(s))
+            return CMD_NEW_SERVICE, attr(ATTR_SERVICE, _service_full(s))
         case EditService(server=s):
-            return CMD_SET_SERVICE, _attr(ATTR_SERVICE, _service_full(s))
+            return CMD_SET_SERVICE, attr(ATTR_SERVICE, _service_full(s))
         case DeleteService(key=k):
-            return CMD_DEL_SERVICE, _attr(ATTR_SERVICE, _service_key(k))
+            return CMD_DEL_SERVICE, attr(ATTR_SERVICE, _service_key(k))
         case AddReal(service=k, real=r, weight=w):
-            return CMD_NEW_DEST, _attr(ATTR_SERVICE, _service_key(k)) + _attr(ATTR_DEST, _dest(r, w))
+            return CMD_NEW_DEST, attr(ATTR_SERVICE, _service_key(k)) + attr(ATTR_DEST, _dest(r, w))
         case EditReal(service=k, real=r, weight=w):
-            return CMD_SET_DEST, _attr(ATTR_SERVICE, _service_key(k)) + _attr(ATTR_DEST, _dest(r, w))
+            return CMD_SET_DEST, attr(ATTR_SERVICE, _service_key(k)) + attr(ATTR_DEST, _dest(r, w))
         case DeleteReal(service=k, real=r):
-            return CMD_DEL_DEST, _attr(ATTR_SERVICE, _service_key(k)) + _attr(ATTR_DEST, _dest(r, None))
+            return CMD_DEL_DEST, attr(ATTR_SERVICE, _service_key(k)) + attr(ATTR_DEST, _dest(r, None))
     raise TypeError(f"not an IPVS operation: {op!r}")
 
 
 def message(family: int, seq: int, op: Operation) -> bytes:
     cmd, attrs = encode(op)
-    body = struct.pack("=BBH", cmd, GENL_VERSION, 0) + attrs
-    return struct.pack("=IHHII", 16 + len(body), family, NLM_F_REQUEST | NLM_F_ACK, seq, 0) + body
+    return nlmsg(family, NLM_F_REQUEST | NLM_F_ACK, seq, struct.pack("=BBH", cmd, GENL_VERSION, 0) + attrs)
 
 
 def tolerated(op: Operation, code: int) -> bool:
@@ -159,18 +152,3 @@ class BatchSender:
                 if op is not None and code and not tolerated(op, code) and failure is None:
                     failure = ApplyError("ipvs-netlink", code, f"{op}: {errno.errorcode.get(code, code)}")
         return failure
-
-
-def parse_acks(data: bytes) -> Sequence[tuple[int, int]]:
-    """(sequence number, errno) of each NLMSG_ERROR message in a receive buffer (errno 0 = success)."""
-    out = []
-    pos = 0
-    while pos + 16 <= len(data):
-        length, kind, _flags, seq, _pid = struct.unpack_from("=IHHII", data, pos)
-        if length < 16:
-            break
-        if kind == NLMSG_ERROR:
-            (error,) = struct.unpack_from("=i", data, pos + 16)
-            out.append((seq, -error))
-        pos += (length + 3) & ~3
-    return out

@@ -8,6 +8,7 @@ from typing import Any
 from pyroute2.netlink.generic import ipvs as genl_ipvs
 
 from netproxy.ipvs import batch, plan
+from netproxy.netlink import NLMSG_ERROR, parse_acks
 
 KEY = plan.VirtualKey("10.96.0.10", "TCP", 80)
 
@@ -45,9 +46,9 @@ def test_dest_messages_name_service_and_real() -> None:
 
 def test_acks_are_matched_by_sequence_and_idempotent_errors_tolerated() -> None:
     def ack(seq: int, err: int) -> bytes:
-        return struct.pack("=IHHII", 36, batch.NLMSG_ERROR, 0, seq, 0) + struct.pack("=i", -err) + b"\0" * 16
+        return struct.pack("=IHHII", 36, NLMSG_ERROR, 0, seq, 0) + struct.pack("=i", -err) + b"\0" * 16
 
-    assert batch.parse_acks(ack(1, 0) + ack(2, errno.EEXIST)) == [(1, 0), (2, errno.EEXIST)]
+    assert parse_acks(ack(1, 0) + ack(2, errno.EEXIST)) == [(1, 0), (2, errno.EEXIST)]
     assert batch.tolerated(plan.AddService(plan.VirtualServer(KEY)), errno.EEXIST)
     assert batch.tolerated(plan.DeleteService(KEY), errno.ESRCH)
     assert not batch.tolerated(plan.EditService(plan.VirtualServer(KEY)), errno.ENOENT)
