@@ -33,7 +33,9 @@ from netproxy.ipset import IpsetTool
 from netproxy.iptables.backend import IptablesBackend
 from netproxy.iptables.kernel import IptablesTools, detect_backend
 from netproxy.nftables.backend import NftablesBackend
+from netproxy.nftables.elements import NetlinkElements
 from netproxy.nftables.kernel import NftTool
+from netproxy.nftables.render import TABLE
 from netproxy.proxier import Proxier
 from netproxy.testing import FakeConntrack, FakeEvents
 from netproxy.testing.objects import endpoint_slice, service
@@ -165,7 +167,7 @@ def measure(mode: str, n: int) -> Row:
         replay = [f"{mode}-restore", "--noflush", "-w", "5"]
     else:
         tool = Recording(NftTool())
-        backend = NftablesBackend(tool, CONFIG)
+        backend = NftablesBackend(tool, CONFIG, elements=NetlinkElements(TABLE))
         replay = ["nft", "-f", "-"]
     proxier = Proxier(backend, CONFIG, conntrack=FakeConntrack(), events=FakeEvents())
     for obj in world(n):

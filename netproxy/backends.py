@@ -11,7 +11,9 @@ from netproxy.ipset import IpsetTool
 from netproxy.iptables.backend import IptablesBackend
 from netproxy.iptables.kernel import IptablesTools, detect_backend
 from netproxy.nftables.backend import NftablesBackend
+from netproxy.nftables.elements import NetlinkElements
 from netproxy.nftables.kernel import NftTool
+from netproxy.nftables.render import TABLE
 
 
 def _iptables(config: ProxyConfig, prefix: Sequence[str]) -> Backend:
@@ -21,7 +23,9 @@ def _iptables(config: ProxyConfig, prefix: Sequence[str]) -> Backend:
 
 
 def _nftables(config: ProxyConfig, prefix: Sequence[str]) -> Backend:
-    return NftablesBackend(NftTool(prefix), config)
+    # The element writer's netlink socket acts where it is created: with a prefix the tool runs
+    # elsewhere, and every change goes through it (labs that want both make the socket in the netns).
+    return NftablesBackend(NftTool(prefix), config, elements=None if prefix else NetlinkElements(TABLE))
 
 
 def _ipvs(config: ProxyConfig, prefix: Sequence[str]) -> Backend:

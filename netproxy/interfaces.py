@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from netproxy.iptables.render import JumpRule
 from netproxy.model import DesiredState
+from netproxy.nftables.elements import ElementEdit
 
 
 class IptablesRunner(Protocol):
@@ -21,6 +22,12 @@ class IptablesRunner(Protocol):
 
 class NftRunner(Protocol):
     def apply(self, chunks: str | Iterable[str]) -> None: ...
+
+
+class NftElementWriter(Protocol):
+    """Set/map element edits as one atomic kernel transaction (netproxy.nftables.elements)."""
+
+    def apply(self, edits: Sequence[ElementEdit]) -> None: ...
 
 
 class Backend(Protocol):

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from netproxy.config import MASQ_MARK, ProxyConfig
 from netproxy.model import DesiredState, Endpoint, ServicePort, select_endpoints
 from netproxy.naming import nft_affinity_set, nft_endpoint_chain, nft_endpoint_key, nft_service_chain
+from netproxy.nftables.elements import ElementEdit, encodable
 
 TABLE = "tinykube"
 FAMILY = "ip"
@@ -99,9 +100,9 @@ def _pick(port: ServicePort, endpoints: tuple[Endpoint, ...], proto: str, chain:
     if port.session_affinity_timeout is None:
         hi, lo = nft_endpoint_key(chain)
         name = endpoint_map(proto, lo)
-        n, elems = len(endpoints), out.put(name)
+        n, elems, prefix = len(endpoints), out.put(name), f"{hi} . {lo} . "
         for i, ep in enumerate(endpoints):  # endpoint i owns [i*SLOTS/n, (i+1)*SLOTS/n): 1/n each, ±n/SLOTS
-            elems[f"{hi} . {lo} . {i * SLOTS // n}-{(i + 1) * SLOTS // n - 1}"] = f"{ep.ip} . {ep.port}"
+            elems[f"{prefix}{i * SLOTS // n}-{(i + 1) * SLOTS // n - 1}"] = f"{ep.ip} . {ep.port}"
         key = f"numgen random mod 1 offset {hi} . numgen random mod 1 offset {lo} . numgen random mod {SLOTS}"
         return [f"meta l4proto {proto} dnat ip to {key} map @{name}"]
     targets, sticky = [], []
@@ -238,7 +239,9 @@ def _full(state: DesiredState, config: ProxyConfig) -> Iterator[str]:
     maps += f"\tset {HAIRPIN} {{ type ipv4_addr . ipv4_addr; }}\n"
     # The fixed chains come first: map elements name reject-chain.
     yield f"add table {t}\ndelete table {t}\ntable {t} {{\n{maps}}}\n" + _block({}, _fixed_chains(config).items())
-    emitted: set[tuple[str, str]] = set()  # (map, key): a key claimed twice keeps its first value
+    # Keys already sent, per map or set two Services can share a key of: a verdict map keeps a key's first
+    # value, the hairpin set one pair per address. Endpoint-map keys start with their chain's own hash.
+    emitted: dict[str, set[str]] = {}
     batch: list[NftPortRules] = []
     services = sorted(state.services)
     for i, service in enumerate(services, 1):
@@ -247,8 +250,11 @@ def _full(state: DesiredState, config: ProxyConfig) -> Iterator[str]:
             part = _merge(batch)
             elements = []
             for m, elems in part.elements.items():
-                fresh = {k: v for k, v in elems.items() if (m, k) not in emitted}
-                emitted.update((m, k) for k in fresh)
+                fresh = elems
+                if m in MAP_TYPES or m == HAIRPIN:
+                    seen = emitted.setdefault(m, set())
+                    fresh = {k: v for k, v in elems.items() if k not in seen}
+                    seen.update(fresh)
                 if fresh:
                     elements.append(f"add element {t} {m} {{ {_items(fresh)} }}\n")
             yield _block(part.sets, part.chains.items()) + "".join(elements)
@@ -259,20 +265,45 @@ def _items(elems: dict[str, str]) -> str:
     return ", ".join(f"{k} : {v}" if v else k for k, v in elems.items())
 
 
-def _partial(before: NftPortRules, after: NftPortRules) -> str:
-    """Elements first deleted (of maps that stay), then new sets/maps and chains, rewritten chains, added
-    elements, and last the stale chains and sets/maps. Hairpin pairs are only added (see the top)."""
-    t = f"{FAMILY} {TABLE}"
-    out = []
-    adds = []
+def _element_changes(
+    before: NftPortRules, after: NftPortRules
+) -> tuple[dict[str, list[str]], dict[str, dict[str, str]]]:
+    """(keys to delete, elements to add) per map or set. Hairpin pairs are only added (see the top)."""
+    gone_by: dict[str, list[str]] = {}
+    fresh_by: dict[str, dict[str, str]] = {}
     for m in dict.fromkeys((*before.elements, *after.elements)):
         old, new = before.elements.get(m, {}), after.elements.get(m, {})
         gone = [k for k, v in old.items() if new.get(k) != v]
         if gone and m != HAIRPIN:
-            out.append(f"delete element {t} {m} {{ {', '.join(gone)} }}")
+            gone_by[m] = gone
         fresh = {k: v for k, v in new.items() if old.get(k) != v}
         if fresh:
-            adds.append(f"add element {t} {m} {{ {_items(fresh)} }}")
+            fresh_by[m] = fresh
+    return gone_by, fresh_by
+
+
+def element_edits(
+    state: DesiredState, previous: DesiredState, changed: Collection[str], config: ProxyConfig
+) -> list[ElementEdit] | None:
+    """The partial sync of `changed` as element edits only, deletes first, when that is all it is and
+    every set involved is one `elements.py` can write (an endpoint change without affinity); else None."""
+    before, after = _of(previous, changed, config), _of(state, changed, config)
+    if before.chains != after.chains or before.sets != after.sets:
+        return None
+    gone_by, fresh_by = _element_changes(before, after)
+    if not all(encodable(m) for m in (*gone_by, *fresh_by)):
+        return None
+    edits = [ElementEdit(False, m, k) for m, keys in gone_by.items() for k in keys]
+    return edits + [ElementEdit(True, m, k, v) for m, elems in fresh_by.items() for k, v in elems.items()]
+
+
+def _partial(before: NftPortRules, after: NftPortRules) -> str:
+    """Elements first deleted (of maps that stay), then new sets/maps and chains, rewritten chains, added
+    elements, and last the stale chains and sets/maps."""
+    t = f"{FAMILY} {TABLE}"
+    gone_by, fresh_by = _element_changes(before, after)
+    out = [f"delete element {t} {m} {{ {', '.join(gone)} }}" for m, gone in gone_by.items()]
+    adds = [f"add element {t} {m} {{ {_items(fresh)} }}" for m, fresh in fresh_by.items()]
     new_sets = [(name, decl) for name, decl in after.sets.items() if name not in before.sets]
     out += [f"add {kind} {t} {name} {{ {body} }}" for name, (kind, body) in new_sets]
     out += [f"add chain {t} {name}" for name in after.chains if name not in before.chains]

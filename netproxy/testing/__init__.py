@@ -1,6 +1,6 @@
 """Fakes for netproxy's kernel and API doors, and an iptables packet simulator."""
 
-from netproxy.testing.fakes import FakeConntrack, FakeEvents, FakeFlow, FakeIpset, FakeNft, FakeSource
+from netproxy.testing.fakes import FakeConntrack, FakeEvents, FakeFlow, FakeIpset, FakeNft, FakeNftElements, FakeSource
 from netproxy.testing.iptables import FakeIptables, Outcome, Packet, simulate
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "FakeIpset",
     "FakeIptables",
     "FakeNft",
+    "FakeNftElements",
     "FakeSource",
     "Outcome",
     "Packet",

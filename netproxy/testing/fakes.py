@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from netproxy.errors import ApplyError
 from netproxy.interfaces import ConntrackFilter, Handler
+from netproxy.nftables.elements import ElementEdit
 
 
 @dataclass
@@ -26,6 +27,20 @@ class FakeNft:
         if self.refuse is not None and self.refuse in text:
             raise ApplyError("nft", 1, f"Error: could not process rule with {self.refuse}")
         self.applied.append(text)
+
+
+@dataclass
+class FakeNftElements:
+    """Keeps every batch of element edits; `fail_next` refuses the next one (the kernel keeps its elements)."""
+
+    batches: list[list[ElementEdit]] = field(default_factory=list)
+    fail_next: str | None = None
+
+    def apply(self, edits: Sequence[ElementEdit]) -> None:
+        if self.fail_next is not None:
+            msg, self.fail_next = self.fail_next, None
+            raise ApplyError("nftables-netlink", 22, msg)
+        self.batches.append(list(edits))
 
 
 @dataclass

@@ -21,9 +21,14 @@ from typing import Any
 from netproxy.backends import make_backend
 from netproxy.config import ProxyConfig
 from netproxy.conntrack import ConntrackTool
+from netproxy.nftables.backend import NftablesBackend
+from netproxy.nftables.elements import NetlinkElements
+from netproxy.nftables.kernel import NftTool
+from netproxy.nftables.render import TABLE
 from netproxy.proxier import Proxier, SyncResult
 from netproxy.testing import FakeEvents
 from tests.support.namespaces import NetNS, link_hosts
+from tinykube.lab.nsthread import NetnsThread
 
 PROG = str(Path(__file__).with_name("hostprog.py"))
 NODE_IP = "192.168.1.1"
@@ -42,6 +47,7 @@ class Lab:
     client: NetNS
     backends: list[NetNS]
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    writers: list[NetlinkElements] = field(default_factory=list)
 
     def connect(
         self, ip: str, port: int, n: int = 1, *, proto: str = "tcp", sport: int = 0, host: NetNS | None = None
@@ -66,9 +72,17 @@ class Lab:
         prefix = ["ip", "netns", "exec", self.node.name]
         if mode == "iptables-without-endpoint-chains":
             mode, config = "iptables", replace(config, endpoint_chains_max=0)
+        if mode == "nftables":  # element edits over a netlink socket made inside the node's netns
+            with NetnsThread(self.node.path) as thread:
+                elements = thread.call(lambda: NetlinkElements(TABLE))
+            self.writers.append(elements)
+            backend = NftablesBackend(NftTool(prefix), config, elements=elements)
+            return Proxier(backend, config, conntrack=ConntrackTool(prefix), events=FakeEvents())
         return Proxier(make_backend(mode, config, prefix), config, conntrack=ConntrackTool(prefix), events=FakeEvents())
 
     def close(self) -> None:
+        for writer in self.writers:
+            writer.close()
         for proc in self.procs:
             proc.kill()
             proc.wait(timeout=10)
