@@ -21,6 +21,7 @@ import struct
 import termios
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -265,19 +266,28 @@ class StreamingServer:
                 except CriError as err:
                     await ws.send_bytes(bytes([2 * i + 1]) + str(err).encode())
             readers = [asyncio.ensure_future(_copy_socket(ws, ch, s)) for ch, s in conns.items()]
+            # When every pod connection has ended, so does the stream, as the kubelet's does: the client
+            # (noded, kubectl) sees its connection close instead of waiting forever.
+            drained = asyncio.ensure_future(_close_after(ws, readers))
             async for msg in ws:
                 if msg.type != WSMsgType.BINARY or not msg.data:
                     continue
                 conn = conns.get(msg.data[0])
                 if conn is not None:
-                    await loop.sock_sendall(conn, msg.data[1:])
-            for reader in readers:
-                reader.cancel()
+                    with contextlib.suppress(OSError):  # the pod side is gone: its reader ends the stream
+                        await loop.sock_sendall(conn, msg.data[1:])
+            for task in (*readers, drained):
+                task.cancel()
         finally:
             for conn in conns.values():
                 conn.close()
             await ws.close()
         return ws
+
+
+async def _close_after(ws: web.WebSocketResponse, readers: Sequence[asyncio.Future[None]]) -> None:
+    await asyncio.gather(*readers, return_exceptions=True)
+    await ws.close()
 
 
 async def _copy_socket(ws: web.WebSocketResponse, channel: int, conn: socket.socket) -> None:

@@ -32,6 +32,10 @@ spec:
       image: busybox
       imagePullPolicy: IfNotPresent
       command: [sh, -c, 'while true; do head -c {BULK} /dev/zero | nc -l -p 8081; done']
+    - name: closer
+      image: busybox
+      imagePullPolicy: IfNotPresent
+      command: [nc, -ll, -p, "8082", -e, echo, closing-pod]
 """
 
 # Connects inside the cluster's netns (where kubectl listens); prints the first line it receives, or
@@ -53,21 +57,21 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         manifest = c.data_dir / "listen.yaml"
         manifest.write_text(LISTEN)
         c.kubectl("apply", "-f", str(manifest))
-        for port in (8080, 8081):
+        for port in (8080, 8081, 8082):
             wait_for(lambda p=port: _listening(c, p), 90, f"nc listening on {port}\n{c.log('node')}")
         yield c
 
 
 @pytest.fixture(scope="module")
 def local_ports(cluster: Cluster) -> Iterator[dict[int, int]]:
-    """`kubectl port-forward pod/listen :8080 :8081` running for the module; pod port -> local port."""
+    """`kubectl port-forward pod/listen :8080 :8081 :8082` running for the module; pod port -> local port."""
     proc = cluster.ns.popen(
         ["env", f"HOME={cluster.home}", "kubectl", "--kubeconfig", cluster.kubeconfig,
-         "port-forward", "pod/listen", ":8080", ":8081"],
+         "port-forward", "pod/listen", ":8080", ":8081", ":8082"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        yield _forwarded_ports(proc, 2, 30)
+        yield _forwarded_ports(proc, 3, 30)
         assert proc.poll() is None, "kubectl port-forward exited while serving connections"
     finally:
         proc.kill()
@@ -116,3 +120,11 @@ def test_kubectl_port_forward_relays_each_local_connection_to_the_pod_port(
 
 def test_kubectl_port_forward_carries_more_than_a_spdy_window(cluster: Cluster, local_ports: dict[int, int]) -> None:
     assert _connect(cluster, local_ports[8081], str(BULK)) == str(BULK)
+
+
+def test_kubectl_port_forward_closes_the_local_connection_when_the_pod_closes(
+    cluster: Cluster, local_ports: dict[int, int]
+) -> None:
+    # Read until the peer closes (a 10 s socket timeout fails the client): echo exits, nc hangs up, and
+    # the close has to travel back through the runtime's stream, noded's SPDY session and kubectl.
+    assert _connect(cluster, local_ports[8082], str(10**9)) == str(len(b"closing-pod\n"))

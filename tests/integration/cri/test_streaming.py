@@ -83,9 +83,9 @@ def test_exec_with_a_tty_gets_a_terminal_and_its_size(cri):
     assert 2 not in out
 
 
-def test_port_forward_reaches_a_port_inside_the_pod(cri):
+def test_port_forward_reaches_a_port_inside_the_pod_and_ends_when_the_pod_side_does(cri):
     sid, config = cri.run_pod("p")
-    cid = cri.run(sid, config, ["sh", "-c", "echo hello-from-pod | nc -l -p 8080"])
+    cid = cri.run(sid, config, ["nc", "-l", "-p", "8080", "-e", "echo", "hello-from-pod"])
     for _ in range(100):  # wait until it listens (probing with a connection would use up nc's one)
         if ":8080 " in cri.exec(cid, "netstat", "-ltn").stdout.decode():
             break
@@ -100,15 +100,16 @@ def test_port_forward_reaches_a_port_inside_the_pod(cri):
         ):
             headers = [await ws.receive_bytes(), await ws.receive_bytes()]
             async with asyncio.timeout(10):
-                while b"\n" not in got:
-                    msg = await ws.receive_bytes()
-                    assert msg[0] == 0, msg
-                    got += msg[1:]
-        return headers, got
+                async for msg in ws:  # until the server closes the stream: echo exited, nc hung up
+                    assert msg.data[0] == 0, msg
+                    got += msg.data[1:]
+            closed = ws.closed
+        return headers, got, closed
 
-    headers, got = in_netns(cri.netns, forward)
+    headers, got, closed = in_netns(cri.netns, forward)
     assert headers == [b"\x00" + struct.pack("<H", 8080), b"\x01" + struct.pack("<H", 8080)]
     assert got == b"hello-from-pod\n"
+    assert closed
 
 
 def test_exec_and_attach_need_a_stream_and_a_matching_tty(cri):
