@@ -160,3 +160,20 @@ def test_a_refused_ipset_fill_stops_a_full_sync_before_any_rule_changes() -> Non
     with pytest.raises(ApplyError, match="Hash is full"):
         backend.sync(state_of(WORLD[:2]), previous=DesiredState(), changed=None)
     assert fake.tables == rules
+
+
+def test_a_refused_hairpin_add_leaves_rules_and_counts_as_they_were() -> None:
+    fake = FakeIptables()
+    backend = backend_on(fake)
+    before = state_of([service("web", "10.96.0.10"), _eps(1)])
+    backend.sync(before, previous=DesiredState(), changed=None)
+    rules = {t: dict(chains) for t, chains in fake.tables.items()}
+    fake.ipsets.fail_next = "ipset v7.17: Kernel error received: Cannot allocate memory"
+    after = state_of([service("web", "10.96.0.10"), _eps(2)])
+    with pytest.raises(ApplyError, match="allocate"):
+        backend.sync(after, previous=before, changed={"default/web"})
+    assert fake.tables == rules
+    backend.sync(after, previous=before, changed={"default/web"})  # counts intact: the member is added now
+    assert fake.ipsets.sets[LOOP_BACK.name] == {f"10.1.0.{i},tcp:8080,10.1.0.{i}" for i in (1, 2)}
+    backend.sync(before, previous=after, changed={"default/web"})
+    assert fake.ipsets.sets[LOOP_BACK.name] == {"10.1.0.1,tcp:8080,10.1.0.1"}
