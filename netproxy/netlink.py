@@ -1,12 +1,15 @@
-"""The few netlink wire helpers the proxy's raw-socket writers share (IPVS over generic netlink,
-nf_tables set elements over nfnetlink). Pure."""
+"""The netlink wire helpers and the raw socket the proxy's batch writers share (IPVS over generic
+netlink, holder addresses over rtnetlink, nf_tables set elements over nfnetlink). All but
+`RawNetlink` is pure."""
 
 from __future__ import annotations
 
+import select
+import socket
 import struct
 from collections.abc import Sequence
 
-NLM_F_REQUEST, NLM_F_ACK, NLM_F_CREATE = 0x1, 0x4, 0x400
+NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
 NLA_F_NESTED = 0x8000
 NLMSG_ERROR = 2
 
@@ -38,3 +41,47 @@ def parse_acks(data: bytes) -> Sequence[tuple[int, int]]:
             out.append((seq, -error))
         pos += (length + 3) & ~3
     return out
+
+
+BATCH = 256  # requests per send(); their acknowledgements fit the default receive buffer
+
+
+class RawNetlink:
+    """A raw netlink socket. It acts in the network namespace it was created in, whichever thread uses
+    it later (a lab creates it inside a node's namespace)."""
+
+    def __init__(self, protocol: int) -> None:
+        self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, protocol)
+        self._sock.bind((0, 0))
+        self._seq = 0
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def next_seq(self) -> int:
+        self._seq = (self._seq % 0x7FFFFFFF) + 1
+        return self._seq
+
+    def sendall(self, data: bytes) -> None:
+        self._sock.sendall(data)
+
+    def receive(self, timeout: float) -> bytes | None:
+        """One receive buffer, or None when nothing came within `timeout` seconds."""
+        ready, _, _ = select.select([self._sock], [], [], timeout)
+        return self._sock.recv(1 << 20) if ready else None
+
+    def exchange(self, requests: Sequence[tuple[int, bytes]]) -> dict[int, int]:
+        """Sends (sequence number, message) requests that each ask for an acknowledgement, many to a
+        send(), and reads every acknowledgement back; returns the errno of each request that failed."""
+        errors: dict[int, int] = {}
+        for start in range(0, len(requests), BATCH):
+            chunk = requests[start : start + BATCH]
+            waiting = {seq for seq, _ in chunk}
+            self._sock.sendall(b"".join(message for _, message in chunk))
+            while waiting:
+                for seq, code in parse_acks(self._sock.recv(1 << 20)):
+                    if seq in waiting:
+                        waiting.discard(seq)
+                        if code:
+                            errors[seq] = code
+        return errors

@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Protocol
 
 from netproxy.errors import ApplyError
-from netproxy.ipvs.batch import IP_VS_SVC_F_PERSISTENT, PROTOCOLS, BatchSender
+from netproxy.ipvs.batch import IP_VS_SVC_F_PERSISTENT, PROTOCOLS, BatchSender, address_message
 from netproxy.ipvs.plan import (
     CurrentService,
     Operation,
@@ -22,6 +22,7 @@ from netproxy.ipvs.plan import (
     VirtualKey,
     VirtualServer,
 )
+from netproxy.netlink import RawNetlink
 
 HOLDER = "kube-ipvs0"
 PROTO_NAMES = {v: k for k, v in PROTOCOLS.items()}
@@ -151,10 +152,12 @@ class HolderInterface:
 
         self.name = name
         self._ip = IPRoute()
+        self._link = RawNetlink(socket.NETLINK_ROUTE)
         self._index = self._ensure()
 
     def close(self) -> None:
         self._ip.close()
+        self._link.close()
 
     def _ensure(self) -> int:
         from pyroute2.netlink.exceptions import NetlinkError
@@ -184,12 +187,15 @@ class HolderInterface:
         self.update(want - have, have - want)
 
     def update(self, add: Iterable[str], remove: Iterable[str]) -> None:
-        from pyroute2.netlink.exceptions import NetlinkError
-
-        for verb, addrs, tolerated in (("add", add, errno.EEXIST), ("del", remove, errno.EADDRNOTAVAIL)):
+        """Adds then removes /32s in batches; an address already there (or already gone) is no error."""
+        requests, wanted = [], {}
+        for adding, addrs in ((True, add), (False, remove)):
             for addr in sorted(addrs):
-                try:
-                    self._ip.addr(verb, index=self._index, address=addr, prefixlen=32)
-                except NetlinkError as err:
-                    if err.code != tolerated:
-                        raise
+                seq = self._link.next_seq()
+                wanted[seq] = (adding, addr)
+                requests.append((seq, address_message(seq, self._index, addr, add=adding)))
+        for seq, code in self._link.exchange(requests).items():
+            adding, addr = wanted[seq]
+            if code != (errno.EEXIST if adding else errno.EADDRNOTAVAIL):
+                verb = "add" if adding else "delete"
+                raise ApplyError("ip-address", code, f"{verb} {addr} on {self.name}: {errno.errorcode.get(code, code)}")

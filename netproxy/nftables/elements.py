@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import select
 import socket
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from netproxy.errors import ApplyError
-from netproxy.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, attr, nested, nlmsg, parse_acks
+from netproxy.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, RawNetlink, attr, nested, nlmsg, parse_acks
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_NFTABLES = 10
@@ -87,20 +86,20 @@ def _nfgen(res_id: int = 0) -> bytes:
     return struct.pack("=BBH", NFPROTO_IPV4, 0, socket.htons(res_id))
 
 
-def batch(table: str, edits: Sequence[ElementEdit], first_seq: int) -> tuple[bytes, list[int]]:
+def batch(table: str, edits: Sequence[ElementEdit], next_seq: Callable[[], int]) -> tuple[bytes, list[int]]:
     """One transaction: batch begin, a message per run of same-kind edits to one set, batch end.
-    Returns the bytes and the sequence numbers whose acknowledgements to wait for. Pure."""
+    Returns the bytes and the sequence numbers whose acknowledgements to wait for. Pure but for
+    `next_seq`."""
     runs: list[list[ElementEdit]] = []
     for edit in edits:
         if runs and (runs[-1][0].add, runs[-1][0].set_name) == (edit.add, edit.set_name):
             runs[-1].append(edit)
         else:
             runs.append([edit])
-    seq = first_seq
-    out = [nlmsg(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq, _nfgen(NFNL_SUBSYS_NFTABLES))]
+    out = [nlmsg(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, next_seq(), _nfgen(NFNL_SUBSYS_NFTABLES))]
     acked = []
     for run in runs:
-        seq += 1
+        seq = next_seq()
         kind = NFT_MSG_NEWSETELEM if run[0].add else NFT_MSG_DELSETELEM
         flags = NLM_F_REQUEST | NLM_F_ACK | (NLM_F_CREATE if run[0].add else 0)
         body = _nfgen() + b"".join((
@@ -110,37 +109,34 @@ def batch(table: str, edits: Sequence[ElementEdit], first_seq: int) -> tuple[byt
         ))  # fmt: skip
         out.append(nlmsg((NFNL_SUBSYS_NFTABLES << 8) | kind, flags, seq, body))
         acked.append(seq)
-    seq += 1
-    out.append(nlmsg(NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq, _nfgen(NFNL_SUBSYS_NFTABLES)))
+    out.append(nlmsg(NFNL_MSG_BATCH_END, NLM_F_REQUEST, next_seq(), _nfgen(NFNL_SUBSYS_NFTABLES)))
     return b"".join(out), acked
 
 
 class NetlinkElements:
-    """A raw nfnetlink socket; it acts in the network namespace it was created in, whichever thread
-    uses it later (a lab creates it inside a node's namespace)."""
+    """Element batches over a raw nfnetlink socket (netproxy.netlink.RawNetlink: it stays in the network
+    namespace it was created in)."""
 
     def __init__(self, table: str) -> None:
         self.table = table
-        self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
-        self._sock.bind((0, 0))
-        self._seq = 0
+        self._link = RawNetlink(NETLINK_NETFILTER)
 
     def close(self) -> None:
-        self._sock.close()
+        self._link.close()
 
     def apply(self, edits: Sequence[ElementEdit]) -> None:
         """Every edit or none; raises ApplyError with the kernel's errno when it refuses the batch."""
         if not edits:
             return
-        data, acked = batch(self.table, edits, self._seq + 1)
-        self._seq += len(acked) + 2
-        self._sock.sendall(data)
+        data, acked = batch(self.table, edits, self._link.next_seq)
+        self._link.sendall(data)
         waiting, failure = set(acked), 0
         while waiting:
-            ready, _, _ = select.select([self._sock], [], [], ACK_TIMEOUT if not failure else 0.05)
-            if not ready:
-                break  # after a refusal the kernel may not answer the rest of the (aborted) batch
-            for seq, code in parse_acks(self._sock.recv(1 << 16)):
+            # After a refusal the kernel may not answer the rest of the (aborted) batch.
+            received = self._link.receive(ACK_TIMEOUT if not failure else 0.05)
+            if received is None:
+                break
+            for seq, code in parse_acks(received):
                 waiting.discard(seq)
                 failure = failure or code
         if failure or waiting:

@@ -52,3 +52,17 @@ def test_acks_are_matched_by_sequence_and_idempotent_errors_tolerated() -> None:
     assert batch.tolerated(plan.AddService(plan.VirtualServer(KEY)), errno.EEXIST)
     assert batch.tolerated(plan.DeleteService(KEY), errno.ESRCH)
     assert not batch.tolerated(plan.EditService(plan.VirtualServer(KEY)), errno.ENOENT)
+
+
+def test_holder_address_messages_decode_as_rtnetlink_requests() -> None:
+    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+
+    add = ifaddrmsg(batch.address_message(5, 3, "10.96.0.10", add=True))
+    add.decode()
+    assert add["header"]["type"] == batch.RTM_NEWADDR
+    assert add["header"]["sequence_number"] == 5
+    assert (add["family"], add["prefixlen"], add["index"]) == (socket.AF_INET, 32, 3)
+    assert add.get_attr("IFA_LOCAL") == add.get_attr("IFA_ADDRESS") == "10.96.0.10"
+    delete = ifaddrmsg(batch.address_message(6, 3, "10.96.0.10", add=False))
+    delete.decode()
+    assert delete["header"]["type"] == batch.RTM_DELADDR

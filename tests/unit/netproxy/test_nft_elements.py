@@ -3,6 +3,7 @@ them to the element writer instead of `nft`."""
 
 from __future__ import annotations
 
+import itertools
 import socket
 import struct
 
@@ -77,7 +78,7 @@ def _messages(data: bytes) -> list[tuple[int, int, bytes]]:
 def test_a_batch_is_one_transaction_with_a_message_per_run_of_edits() -> None:
     edits = element_edits(NEW, OLD, {"default/web"}, CFG)
     assert edits is not None
-    data, acked = batch("tinykube", edits, 41)
+    data, acked = batch("tinykube", edits, itertools.count(41).__next__)
     msgs = _messages(data)
     kinds = [kind for kind, _, _ in msgs]
     assert kinds == [
