@@ -6,9 +6,9 @@ For each backend and size (services × 10 endpoints) it measures, in one run and
            for iptables, the `ipset restore` of its hairpin set), from the same (empty) kernel state:
            what any proxy must pay the kernel tools
   change - one endpoint of one Service replaced, at that size (a partial sync)
-Each is the best of --repeat runs (full and floor alternate, so both see the same machine).
   1-rule - iptables only: a bare restore adding one rule to a new chain at that size, the least any
            change costs (the nft backend re-validates the table, the legacy one rewrites it)
+Each is the best of --repeat runs (full and floor alternate, so both see the same machine).
 Goals: full ≤ 1.1 × floor; change ≤ 100 ms (iptables), ≤ 50 ms (nftables) at 10k services.
 
 It runs only inside its own network and mount namespaces: started outside them it re-executes itself

@@ -7,7 +7,8 @@ from __future__ import annotations
 import select
 import socket
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
 NLA_F_NESTED = 0x8000
@@ -44,6 +45,7 @@ def parse_acks(data: bytes) -> Sequence[tuple[int, int]]:
 
 
 BATCH = 256  # requests per send(); their acknowledgements fit the default receive buffer
+T = TypeVar("T")
 
 
 class RawNetlink:
@@ -70,7 +72,7 @@ class RawNetlink:
         ready, _, _ = select.select([self._sock], [], [], timeout)
         return self._sock.recv(1 << 20) if ready else None
 
-    def exchange(self, requests: Sequence[tuple[int, bytes]]) -> dict[int, int]:
+    def _exchange(self, requests: Sequence[tuple[int, bytes]]) -> dict[int, int]:
         """Sends (sequence number, message) requests that each ask for an acknowledgement, many to a
         send(), and reads every acknowledgement back; returns the errno of each request that failed."""
         errors: dict[int, int] = {}
@@ -85,3 +87,15 @@ class RawNetlink:
                         if code:
                             errors[seq] = code
         return errors
+
+    def request(self, items: Iterable[T], message: Callable[[int, T], bytes]) -> list[tuple[T, int]]:
+        """One request per item (`message(seq, item)`), exchanged in batches; the items the kernel
+        refused, in the order given, with their errno (the caller decides which are no error)."""
+        by_seq: dict[int, T] = {}
+        requests = []
+        for item in items:
+            seq = self.next_seq()
+            by_seq[seq] = item
+            requests.append((seq, message(seq, item)))
+        errors = self._exchange(requests)
+        return [(item, errors[seq]) for seq, item in by_seq.items() if seq in errors]

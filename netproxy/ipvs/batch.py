@@ -126,16 +126,8 @@ class BatchSender:
     def apply(self, ops: Iterable[Operation]) -> None:
         """Sends every operation in order (services before their reals, as planned); raises ApplyError
         naming the first operation the kernel refused, after all acknowledgements are read."""
-        by_seq: dict[int, Operation] = {}
-        requests = []
-        for op in ops:
-            seq = self._link.next_seq()
-            by_seq[seq] = op
-            requests.append((seq, message(self.family, seq, op)))
-        errors = self._link.exchange(requests)
-        for seq, op in by_seq.items():
-            code = errors.get(seq, 0)
-            if code and not tolerated(op, code):
+        for op, code in self._link.request(ops, lambda seq, op: message(self.family, seq, op)):
+            if not tolerated(op, code):
                 raise ApplyError("ipvs-netlink", code, f"{op}: {errno.errorcode.get(code, code)}")
 
 

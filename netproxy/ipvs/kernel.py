@@ -188,14 +188,9 @@ class HolderInterface:
 
     def update(self, add: Iterable[str], remove: Iterable[str]) -> None:
         """Adds then removes /32s in batches; an address already there (or already gone) is no error."""
-        requests, wanted = [], {}
-        for adding, addrs in ((True, add), (False, remove)):
-            for addr in sorted(addrs):
-                seq = self._link.next_seq()
-                wanted[seq] = (adding, addr)
-                requests.append((seq, address_message(seq, self._index, addr, add=adding)))
-        for seq, code in self._link.exchange(requests).items():
-            adding, addr = wanted[seq]
+        wanted = [(True, addr) for addr in sorted(add)] + [(False, addr) for addr in sorted(remove)]
+        refused = self._link.request(wanted, lambda seq, w: address_message(seq, self._index, w[1], add=w[0]))
+        for (adding, addr), code in refused:
             if code != (errno.EEXIST if adding else errno.EADDRNOTAVAIL):
                 verb = "add" if adding else "delete"
                 raise ApplyError("ip-address", code, f"{verb} {addr} on {self.name}: {errno.errorcode.get(code, code)}")

@@ -6,8 +6,10 @@ most of a partial sync. The kernel itself applies the same batch in well under a
 the two element shapes of our table are encoded here (field layout from linux/netfilter/nf_tables.h;
 each field of a concatenation takes a whole 32-bit register):
 
-  endpoints-<proto>-<k>   key  numgen . numgen . numgen-range  (u32, host order)  -> ip . port
+  endpoints-<proto>-<k>   key  numgen . numgen . numgen-range  (u32 each, stored big-endian)  -> ip . port
   hairpin                 key  ip . ip
+
+render.py decides which sets qualify (`element_edits`); here a key's shape says which one it is.
 
 Anything else (chains, verdict maps, new sets) still goes through `nft -f`. The batch is atomic: the
 kernel applies every edit or none.
@@ -47,11 +49,6 @@ class ElementEdit:
     value: str = ""  # a map's data, e.g. "10.1.0.5 . 8080"; "" for a set or a delete
 
 
-def encodable(set_name: str) -> bool:
-    """Sets whose elements this module can write."""
-    return set_name == "hairpin" or set_name.startswith("endpoints-")
-
-
 def _ipv4(text: str) -> bytes:
     return ipaddress.IPv4Address(text).packed
 
@@ -59,7 +56,7 @@ def _ipv4(text: str) -> bytes:
 def encode_key(edit: ElementEdit) -> tuple[bytes, bytes | None]:
     """(key, key end) of an element: an end only for the endpoint maps' ranges."""
     fields = edit.key.split(" . ")
-    if edit.set_name == "hairpin":
+    if len(fields) == 2:  # the hairpin set's address pair
         return b"".join(_ipv4(f) for f in fields), None
     hi, lo, span = fields
     first, last = (int(v) for v in span.split("-"))

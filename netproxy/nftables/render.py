@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from netproxy.config import MASQ_MARK, ProxyConfig
 from netproxy.model import DesiredState, Endpoint, ServicePort, select_endpoints
 from netproxy.naming import nft_affinity_set, nft_endpoint_chain, nft_endpoint_key, nft_service_chain
-from netproxy.nftables.elements import ElementEdit, encodable
+from netproxy.nftables.elements import ElementEdit
 
 TABLE = "tinykube"
 FAMILY = "ip"
@@ -63,6 +63,8 @@ MAP_TYPES = {
 # One family per protocol: `nft` ties a `typeof … tcp dport` map to TCP rules (and `th dport` to none).
 ENDPOINT_MAPS = {p: tuple(f"endpoints-{p}-{i}" for i in range(256)) for p in ("tcp", "udp", "sctp")}
 REJECT = "goto reject-chain"
+# What `elements.py` can write over netlink: endpoint changes touch only these.
+NETLINK_WRITABLE = frozenset((HAIRPIN, *(name for names in ENDPOINT_MAPS.values() for name in names)))
 
 
 @dataclass
@@ -291,7 +293,7 @@ def element_edits(
     if before.chains != after.chains or before.sets != after.sets:
         return None
     gone_by, fresh_by = _element_changes(before, after)
-    if not all(encodable(m) for m in (*gone_by, *fresh_by)):
+    if not NETLINK_WRITABLE.issuperset((*gone_by, *fresh_by)):
         return None
     edits = [ElementEdit(False, m, k) for m, keys in gone_by.items() for k in keys]
     return edits + [ElementEdit(True, m, k, v) for m, elems in fresh_by.items() for k, v in elems.items()]
