@@ -172,10 +172,12 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         c.kubectl("wait", "--for=condition=Ready", "pod", "--all", "--timeout=90s", timeout=100)
         yield c
     finally:
-        # Everything the lab runs: its daemons and whatever they started (pods included).
-        lab_pids = netns_cgroups.pids(state.cgroups) | {r.pid for r in state.processes}
-        if netns_state.exists(state_dir):
-            netns.down(state_dir)
+        try:
+            # Everything the lab runs: its daemons and whatever they started (pods included).
+            lab_pids = netns_cgroups.pids(state.cgroups) | {r.pid for r in state.processes}
+        finally:  # the lab goes down even if listing it failed: later tests must not meet its daemons
+            if netns_state.exists(state_dir):
+                netns.down(state_dir)
     assert not [n for n in lab.netns_names if os.path.exists(f"/run/netns/{n}")]
     assert not [d for d in state.cgroups.dirs if os.path.exists(d)]
     assert not _running_pids(lab_pids)

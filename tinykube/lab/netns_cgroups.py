@@ -7,6 +7,7 @@ cgroups are not made private by namespaces: the name carries a random suffix and
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -28,11 +29,17 @@ def hierarchies(cgroup_fs: str = CGROUP_FS) -> list[str]:
 
 
 def _read(path: str) -> str:
+    """The file's text, or "" when it is gone: a cgroup removed while we walk it (cgroup v1 answers
+    ENODEV to a read of a deleted cgroup's files) or a process that exited."""
     try:
         with open(path) as f:
             return f.read()
     except (FileNotFoundError, ProcessLookupError):
         return ""
+    except OSError as err:
+        if err.errno == errno.ENODEV:
+            return ""
+        raise
 
 
 def own_path(hierarchy: str, pid: int | None = None) -> str:

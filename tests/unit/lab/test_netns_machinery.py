@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import socket
@@ -263,3 +264,19 @@ def test_status_lists_nodes_and_processes_and_fails_once_one_exited(
         assert doc["healthy"] is False
     finally:
         netns_procs.stop([alive])
+
+
+def test_pids_skip_a_cgroup_removed_while_they_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base = tmp_path / "memory" / "tinykube-lab-x"
+    (base / "node1" / "pods" / "gone").mkdir(parents=True)
+    (base / "node1" / "cgroup.procs").write_text("41\n42\n")
+    (base / "node1" / "pods" / "gone" / "cgroup.procs").write_text("43\n")
+    real_open = open
+
+    def racing_open(path: str, *args: Any, **kwargs: Any) -> Any:
+        if "/gone/" in str(path):  # cgroup v1: a read after the cgroup's rmdir fails with ENODEV
+            raise OSError(errno.ENODEV, "No such device", path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(netns_cgroups, "open", racing_open, raising=False)
+    assert netns_cgroups.pids(LabCgroups("tinykube-lab-x", dirs=[str(base)])) == {41, 42}
